@@ -1,0 +1,1 @@
+"""The local hubiC-compatible service. Filled in by the server work."""
