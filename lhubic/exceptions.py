@@ -11,7 +11,7 @@ service's ``error`` and ``error_description`` fields, which carry none.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from swiftclient.exceptions import ClientException
 
@@ -51,11 +51,11 @@ class HubicError(Exception):
 
     def __init__(
         self,
-        message: Optional[str] = None,
+        message: str | None = None,
         *,
-        status: Optional[int] = None,
-        error: Optional[str] = None,
-        error_description: Optional[str] = None,
+        status: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
     ) -> None:
         self.status = status
         self.error = error
@@ -174,9 +174,9 @@ class HubicRateLimited(HubicServiceUnavailable):
 
     def __init__(
         self,
-        message: Optional[str] = None,
+        message: str | None = None,
         *,
-        retry_after: Optional[float] = None,
+        retry_after: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.retry_after = retry_after
@@ -215,10 +215,10 @@ class HubicObjectNotFound(HubicError, ClientException):
 
     def __init__(
         self,
-        message: Optional[str] = None,
+        message: str | None = None,
         *,
-        container: Optional[str] = None,
-        obj: Optional[str] = None,
+        container: str | None = None,
+        obj: str | None = None,
         **client_kwargs: Any,
     ) -> None:
         self.container = container
@@ -234,7 +234,7 @@ class HubicObjectNotFound(HubicError, ClientException):
         return str(self.msg)
 
     @staticmethod
-    def _describe_target(container: Optional[str], obj: Optional[str]) -> str:
+    def _describe_target(container: str | None, obj: str | None) -> str:
         if container is not None and obj is not None:
             return f"object {obj!r} not found in container {container!r}"
         if container is not None:
