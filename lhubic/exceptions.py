@@ -30,6 +30,7 @@ __all__ = [
     "HubicObjectNameError",
     "HubicObjectNotFound",
     "HubicRateLimited",
+    "HubicServerError",
     "HubicServiceUnavailable",
     "HubicSourceNotRewindable",
     "HubicTokenExpired",
@@ -181,6 +182,12 @@ class HubicRateLimited(HubicServiceUnavailable):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
+
+
+class HubicServerError(HubicError):
+    """The local hubiC-compatible service or its Swift cluster failed to run."""
+
+    default_message = "the local hubiC service failed"
 
 
 class HubicTransferError(HubicError):
