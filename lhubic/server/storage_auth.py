@@ -1,0 +1,459 @@
+"""Storage tokens for the local Swift, and the proxy middleware that checks them.
+
+`StorageTokenStore` keeps storage tokens and the storage fault counter in one
+SQLite file. The service process writes it (it hands out tokens from
+``/1.0/account/credentials`` and sets the fault counter); the Swift child
+process reads it on every request through `StorageAuthMiddleware`. SQLite's
+file locking, WAL journal and a busy timeout make that safe across the two
+processes.
+
+The middleware replaces Swift's tempauth in the proxy pipeline:
+
+- ``X-Auth-Token`` (or ``X-Storage-Token``) equal to the admin key gets
+  reseller-admin rights on every account;
+- a valid storage token is owner of its own account and gets 403 elsewhere;
+- an unknown or expired token, or no token at all, gets 401, because hubiC
+  had no public containers;
+- users get 403 when they try to change the account quota headers;
+- client requests under ``/v1/`` get 503 first while the fault counter is
+  above zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lhubic.exceptions import HubicInputError
+
+__all__ = [
+    "ACCOUNT_PATTERN",
+    "QUOTA_HEADERS",
+    "StorageAuthMiddleware",
+    "StorageToken",
+    "StorageTokenStore",
+    "check_account",
+    "filter_factory",
+    "new_account",
+]
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT_PATTERN = re.compile(r"AUTH_[0-9a-f]{32}")
+"""Swift account names that the local service uses, as hubiC did."""
+
+QUOTA_HEADERS = frozenset(
+    {
+        "x-account-meta-quota",
+        "x-account-meta-quota-bytes",
+        "x-account-meta-quota-count",
+        "x-account-quota-bytes",
+        "x-account-quota-count",
+    }
+)
+"""Account headers that only the admin key may set or remove."""
+
+BUSY_TIMEOUT_SECONDS = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS storage_tokens (
+    token TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS storage_tokens_by_account
+    ON storage_tokens (account, expires);
+CREATE TABLE IF NOT EXISTS storage_faults (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    remaining INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO storage_faults (id, remaining) VALUES (1, 0);
+"""
+
+
+def new_account() -> str:
+    """Return a new random account name, ``AUTH_`` and 32 hex digits."""
+    return f"AUTH_{secrets.token_hex(16)}"
+
+
+def check_account(account: object) -> str:
+    """Return ``account`` if it is a valid account name, else raise.
+
+    Raises:
+        HubicInputError: ``account`` is not ``AUTH_`` followed by 32 lowercase
+            hex digits.
+    """
+    if not isinstance(account, str) or not ACCOUNT_PATTERN.fullmatch(account):
+        raise HubicInputError(
+            f"invalid Swift account {account!r}: expected 'AUTH_' followed by "
+            "32 lowercase hex digits, as new_account() returns"
+        )
+    return account
+
+
+@dataclass(frozen=True)
+class StorageToken:
+    """A storage token, the account it opens, and its timezone-aware expiry."""
+
+    token: str = field(repr=False)
+    account: str
+    expires: datetime
+
+
+class StorageTokenStore:
+    """Storage tokens and the storage fault counter in one SQLite file.
+
+    One connection per store, guarded by a lock, so threads of the service
+    process may share a store. Each method is one short transaction.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        with self._lock:
+            self._connect()
+
+    def __repr__(self) -> str:
+        return f"StorageTokenStore({str(self.path)!r})"
+
+    def issue(self, account: str, lifetime_seconds: float) -> StorageToken:
+        """Return the account's current token, or a new one if it has none.
+
+        A token still valid is handed back unchanged, with whatever time it
+        has left, as hubiC did; a new token lives ``lifetime_seconds``.
+        """
+        check_account(account)
+        if isinstance(lifetime_seconds, bool) or not (
+            isinstance(lifetime_seconds, (int, float)) and lifetime_seconds > 0
+        ):
+            raise HubicInputError(
+                f"invalid storage token lifetime {lifetime_seconds!r}: "
+                "expected a positive number of seconds"
+            )
+
+        with self._transaction() as db:
+            now = time.time()
+            db.execute("DELETE FROM storage_tokens WHERE expires <= ?", (now,))
+            row = db.execute(
+                "SELECT token, expires FROM storage_tokens WHERE account = ? "
+                "ORDER BY expires DESC LIMIT 1",
+                (account,),
+            ).fetchone()
+            if row is None:
+                row = (secrets.token_urlsafe(32), now + lifetime_seconds)
+                db.execute(
+                    "INSERT INTO storage_tokens (token, account, expires) "
+                    "VALUES (?, ?, ?)",
+                    (row[0], account, row[1]),
+                )
+                logger.debug("issued a new storage token for %s", account)
+
+        token, expires = row
+        return StorageToken(
+            token=token,
+            account=account,
+            expires=datetime.fromtimestamp(expires, tz=timezone.utc),
+        )
+
+    def lookup(self, token: str) -> str | None:
+        """Return the account that ``token`` opens, or None if unknown or expired."""
+        with self._lock:
+            row = (
+                self._connect()
+                .execute(
+                    "SELECT account FROM storage_tokens "
+                    "WHERE token = ? AND expires > ?",
+                    (token, time.time()),
+                )
+                .fetchone()
+            )
+        return None if row is None else str(row[0])
+
+    def expire_all(self) -> int:
+        """Make every storage token expire now; return how many were valid."""
+        with self._transaction() as db:
+            now = time.time()
+            cursor = db.execute(
+                "UPDATE storage_tokens SET expires = ? WHERE expires > ?", (now, now)
+            )
+            count = cursor.rowcount
+        logger.info("expired %d storage tokens", count)
+        return count
+
+    def revoke_account(self, account: str) -> int:
+        """Delete every token of ``account``; return how many there were."""
+        check_account(account)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM storage_tokens WHERE account = ?", (account,)
+            )
+            count = cursor.rowcount
+        logger.info("revoked %d storage tokens of %s", count, account)
+        return count
+
+    def fail_next(self, count: int) -> None:
+        """Make the next ``count`` storage requests get 503; 0 turns this off."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise HubicInputError(
+                f"invalid storage fault count {count!r}: "
+                "expected an integer of 0 or more"
+            )
+        with self._transaction() as db:
+            db.execute("UPDATE storage_faults SET remaining = ? WHERE id = 1", (count,))
+        logger.info("the next %d storage requests will get 503", count)
+
+    def take_failure(self) -> bool:
+        """Use up one pending storage fault; return False when none is left."""
+        with self._lock:
+            db = self._connect()
+
+            # Reading first keeps the common case, no fault pending, free of
+            # write locks.
+            (remaining,) = db.execute(
+                "SELECT remaining FROM storage_faults WHERE id = 1"
+            ).fetchone()
+            if remaining <= 0:
+                return False
+
+            cursor = db.execute(
+                "UPDATE storage_faults SET remaining = remaining - 1 "
+                "WHERE id = 1 AND remaining > 0"
+            )
+            return cursor.rowcount == 1
+
+    def pending_failures(self) -> int:
+        """Return how many storage requests will still get 503."""
+        with self._lock:
+            (remaining,) = (
+                self._connect()
+                .execute("SELECT remaining FROM storage_faults WHERE id = 1")
+                .fetchone()
+            )
+        return int(remaining)
+
+    def close(self) -> None:
+        """Close the connection; the next call opens a new one."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _connect(self) -> sqlite3.Connection:
+        # Callers hold self._lock.
+        if self._connection is None:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.executescript(_SCHEMA)
+            self._connection = connection
+        return self._connection
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's lock."""
+
+    def __init__(self, store: StorageTokenStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._store._lock.acquire()
+        try:
+            db = self._store._connect()
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._store._lock.release()
+            raise
+        return db
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        try:
+            db = self._store._connect()
+            db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        finally:
+            self._store._lock.release()
+
+
+StartResponse = Callable[..., Any]
+
+
+class StorageAuthMiddleware:
+    """Swift proxy middleware that accepts the admin key and storage tokens."""
+
+    def __init__(self, app: Any, admin_key: str, store: StorageTokenStore) -> None:
+        if not admin_key:
+            raise ValueError("storage auth middleware needs a non-empty admin_key")
+        self.app = app
+        self._admin_key = admin_key.encode("utf-8")
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"StorageAuthMiddleware(store={self.store!r})"
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == "/info":
+            return self.app(environ, start_response)
+
+        account, container = _split_account_path(path)
+
+        # Subrequests that Swift's middlewares make (bulk, slo, ...) carry
+        # swift.source; only the client's own requests use up the faults.
+        is_client_request = "swift.source" not in environ
+        if account is not None and is_client_request and self._take_failure():
+            logger.info("injected 503 for %s %s", environ.get("REQUEST_METHOD"), path)
+            return _respond(
+                start_response, "503 Service Unavailable", "storage unavailable\n"
+            )
+
+        token = environ.get("HTTP_X_AUTH_TOKEN") or environ.get("HTTP_X_STORAGE_TOKEN")
+        if not token:
+            return _unauthorized(start_response, account, "no X-Auth-Token header")
+
+        if hmac.compare_digest(token.encode("utf-8"), self._admin_key):
+            environ["REMOTE_USER"] = ".reseller_admin"
+            environ["reseller_request"] = True
+            environ["swift.authorize"] = _authorize_admin
+            environ["swift.clean_acl"] = _clean_acl
+            return self.app(environ, start_response)
+
+        owner = self._lookup(token)
+        if owner is None:
+            return _unauthorized(start_response, account, "unknown or expired token")
+
+        environ["REMOTE_USER"] = owner
+        environ["swift.authorize"] = functools.partial(_authorize_owner, owner)
+        environ["swift.clean_acl"] = _clean_acl
+        if container is None and account is not None:
+            changed = _quota_headers_in(environ)
+            if changed and environ.get("REQUEST_METHOD") in ("POST", "PUT"):
+                logger.info("rejected quota change by %s: %s", owner, changed)
+                return _respond(
+                    start_response,
+                    "403 Forbidden",
+                    "account quota headers can only be set by the service\n",
+                )
+        return self.app(environ, start_response)
+
+    def _take_failure(self) -> bool:
+        try:
+            return self.store.take_failure()
+        except sqlite3.Error:
+            logger.exception("reading the storage fault counter failed")
+            return False
+
+    def _lookup(self, token: str) -> str | None:
+        try:
+            return self.store.lookup(token)
+        except sqlite3.Error:
+            logger.exception("reading the storage token database failed")
+            return None
+
+
+def _split_account_path(path: str) -> tuple[str | None, str | None]:
+    """Return the account and container of a ``/v1/...`` path, None if absent."""
+    parts = path.split("/", 4)
+    if len(parts) < 3 or parts[0] != "" or parts[1] not in ("v1", "v1.0"):
+        return None, None
+    account = parts[2] or None
+    container = parts[3] if len(parts) > 3 and parts[3] else None
+    return account, container
+
+
+def _quota_headers_in(environ: dict[str, Any]) -> list[str]:
+    names = []
+    for key in environ:
+        if not key.startswith("HTTP_"):
+            continue
+        name = key[5:].lower().replace("_", "-")
+        if name.startswith("x-remove-"):
+            name = "x-" + name[len("x-remove-") :]
+        if name in QUOTA_HEADERS or name.startswith("x-account-quota-"):
+            names.append(name)
+    return sorted(names)
+
+
+def _authorize_admin(request: Any) -> None:
+    request.environ["swift_owner"] = True
+
+
+def _authorize_owner(owner: str, request: Any) -> Any:
+    from swift.common.swob import HTTPForbidden
+
+    account, _ = _split_account_path(request.path_info)
+    if account == owner:
+        request.environ["swift_owner"] = True
+        return None
+    return HTTPForbidden(request=request)
+
+
+def _clean_acl(name: str, value: str) -> str:
+    from swift.common.middleware.acl import clean_acl
+
+    return str(clean_acl(name, value))
+
+
+def _unauthorized(
+    start_response: StartResponse, account: str | None, reason: str
+) -> Iterable[bytes]:
+    realm = account or "unknown"
+    logger.debug("401 for account %s: %s", realm, reason)
+    return _respond(
+        start_response,
+        "401 Unauthorized",
+        f"{reason}\n",
+        [("Www-Authenticate", f'Swift realm="{realm}"')],
+    )
+
+
+def _respond(
+    start_response: StartResponse,
+    status: str,
+    body: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    data = body.encode("utf-8")
+    all_headers = [
+        ("Content-Type", "text/plain; charset=UTF-8"),
+        ("Content-Length", str(len(data))),
+    ]
+    start_response(status, all_headers + (headers or []))
+    return [data]
+
+
+def filter_factory(
+    global_conf: dict[str, str], **local_conf: str
+) -> Callable[[Any], StorageAuthMiddleware]:
+    """Build the paste-deploy filter from ``admin_key`` and ``token_database``."""
+    conf = {**global_conf, **local_conf}
+    admin_key = conf.get("admin_key", "")
+    database = conf.get("token_database", "")
+    if not admin_key or not database:
+        raise ValueError(
+            "the storage auth filter needs admin_key and token_database settings"
+        )
+    store = StorageTokenStore(database)
+
+    def make_filter(app: Any) -> StorageAuthMiddleware:
+        return StorageAuthMiddleware(app, admin_key, store)
+
+    return make_filter

@@ -1,0 +1,408 @@
+"""Entry point of the Swift child process: four Swift servers in one process.
+
+`SwiftCluster` runs ``python -m lhubic.server.swift_process RUN_DIR``. The file
+``RUN_DIR/run.json`` names each server's paste-deploy configuration and the
+listening socket that the parent bound for it and passed down as an inherited
+file descriptor, so no port can be taken by someone else between the parent
+choosing it and the child using it.
+
+The account, container, object and proxy servers run as eventlet green threads
+on their own sockets. The container updater runs in a green thread too, so
+that account byte and object counts catch up without the forking daemon.
+
+Swift's loggers send syslog datagrams to a UDP socket that the parent also
+passed down (``log_udp_host`` in the server configurations); a green thread
+here writes them to standard error, which the parent points at the log file.
+
+Only the standard library is imported at module level: `SwiftCluster` imports
+the constants below without loading Swift or eventlet into the service process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "RUN_FILE",
+    "SERVER_NAMES",
+    "InProcessCache",
+    "cache_filter_factory",
+    "main",
+]
+
+# Run with -m, this module is __main__; log under its package name anyway.
+logger = logging.getLogger(
+    "lhubic.server.swift_process" if __name__ == "__main__" else __name__
+)
+
+RUN_FILE = "run.json"
+"""Name of the JSON file in the run folder that describes the child's work."""
+
+SERVER_NAMES = ("account", "container", "object", "proxy")
+"""The Swift servers, in start order: the proxy comes last."""
+
+RING_SERVERS = ("account", "container", "object")
+
+PART_POWER = 6
+DEVICE_NAME = "d1"
+
+PARENT_CHECK_SECONDS = 1.0
+
+# Memcache treats an expiry above 30 days as an absolute Unix time.
+_MEMCACHE_RELATIVE_LIMIT = 30 * 24 * 3600
+_CACHE_PURGE_SIZE = 10_000
+
+# Syslog severities (RFC 5424) mapped to logging levels.
+_SYSLOG_LEVELS = {
+    0: logging.CRITICAL,
+    1: logging.CRITICAL,
+    2: logging.CRITICAL,
+    3: logging.ERROR,
+    4: logging.WARNING,
+    5: logging.INFO,
+    6: logging.INFO,
+    7: logging.DEBUG,
+}
+
+
+class InProcessCache:
+    """Dictionary stand-in for Swift's memcache client, stored as ``swift.cache``.
+
+    The method signatures follow `swift.common.memcached.MemcacheRing`. Values
+    are stored as JSON when ``serialize`` is true, as memcache does, so every
+    ``get`` returns a fresh copy that callers may change. It is safe only while
+    one proxy process uses it, which is how `SwiftCluster` runs Swift.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float | None, Any]] = {}
+
+    def get(self, key: str, raise_on_error: bool = False) -> Any:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+
+        expires, stored = entry
+        if expires is not None and expires <= time.time():
+            self._entries.pop(key, None)
+            return None
+
+        if isinstance(stored, str):
+            return json.loads(stored)
+        return stored
+
+    def set(
+        self,
+        key: str,
+        value: Any,
+        serialize: bool = True,
+        time: float = 0,
+        min_compress_len: int = 0,
+        raise_on_error: bool = False,
+    ) -> None:
+        if len(self._entries) >= _CACHE_PURGE_SIZE:
+            self._purge_expired()
+
+        if serialize:
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            stored: Any = json.dumps(value)
+        elif isinstance(value, bytes):
+            stored = value
+        else:
+            stored = str(value).encode("utf-8")
+        self._entries[key] = (_expiry(time), stored)
+
+    def incr(self, key: str, delta: int = 1, time: float = 0) -> int:
+        current = self.get(key)
+        count = max(0, int(current or 0) + delta)
+        self.set(key, count, time=time)
+        return count
+
+    def decr(self, key: str, delta: int = 1, time: float = 0) -> int:
+        return self.incr(key, -delta, time=time)
+
+    def delete(self, key: str, server_key: str | None = None) -> None:
+        self._entries.pop(key, None)
+
+    def set_multi(
+        self,
+        mapping: dict[str, Any],
+        server_key: str,
+        serialize: bool = True,
+        time: float = 0,
+        min_compress_len: int = 0,
+    ) -> None:
+        for key, value in mapping.items():
+            self.set(key, value, serialize=serialize, time=time)
+
+    def get_multi(self, keys: Iterable[str], server_key: str) -> list[Any]:
+        return [self.get(key) for key in keys]
+
+    def _purge_expired(self) -> None:
+        now = time.time()
+        expired = [
+            key
+            for key, (expires, _) in self._entries.items()
+            if expires is not None and expires <= now
+        ]
+        for key in expired:
+            del self._entries[key]
+
+        # Entries without expiry are rare in Swift's use; drop everything
+        # rather than grow without bound if they fill the cache.
+        if len(self._entries) >= _CACHE_PURGE_SIZE:
+            self._entries.clear()
+
+
+def _expiry(ttl: float) -> float | None:
+    if ttl <= 0:
+        return None
+    if ttl > _MEMCACHE_RELATIVE_LIMIT:
+        return float(ttl)
+    return time.time() + ttl
+
+
+class _CacheMiddleware:
+    def __init__(self, app: Any, cache: InProcessCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ["swift.cache"] = self.cache
+        return self.app(environ, start_response)
+
+
+def cache_filter_factory(
+    global_conf: dict[str, str], **local_conf: str
+) -> Callable[[Any], Any]:
+    """Build the paste-deploy filter that puts one `InProcessCache` in requests."""
+    cache = InProcessCache()
+
+    def make_filter(app: Any) -> _CacheMiddleware:
+        return _CacheMiddleware(app, cache)
+
+    return make_filter
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run Swift as described by ``RUN_DIR/run.json`` until killed."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m lhubic.server.swift_process RUN_DIR", file=sys.stderr)
+        return 2
+
+    _configure_logging()
+    run_dir = Path(args[0])
+    with open(run_dir / RUN_FILE, encoding="utf-8") as run_file:
+        layout: dict[str, Any] = json.load(run_file)
+
+    started = time.monotonic()
+    _prepare_swift(layout)
+    threads = _start_servers(layout)
+    logger.info(
+        "Swift servers started in %.2f s (pid %d)",
+        time.monotonic() - started,
+        os.getpid(),
+    )
+    return _wait_for_first_exit(threads)
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _prepare_swift(layout: dict[str, Any]) -> None:
+    from swift.common import constraints, storage_policy, utils
+
+    # Swift's servers patch sockets, threads and the logging lock first.
+    utils.monkey_patch()
+
+    import eventlet.hubs
+    from swift.common.wsgi import get_hub
+
+    eventlet.hubs.use_hub(get_hub())
+
+    # Storage policies and [swift-constraints] are read from SWIFT_CONF_FILE,
+    # /etc/swift/swift.conf by default. Point it at our own file and reload
+    # both before any server module reads them.
+    utils.set_swift_dir(layout["swift_dir"])
+    storage_policy.reload_storage_policies()
+    constraints.reload_constraints()
+
+    utils.disable_fallocate()
+    _build_rings(layout)
+    _start_log_forwarder(layout["log_fd"])
+
+
+def _build_rings(layout: dict[str, Any]) -> None:
+    from swift.common.ring import RingBuilder
+
+    swift_dir = Path(layout["swift_dir"])
+    for name in RING_SERVERS:
+        builder = RingBuilder(PART_POWER, 1, 1)
+        builder.add_dev(
+            {
+                "id": 0,
+                "region": 1,
+                "zone": 1,
+                "ip": "127.0.0.1",
+                "port": layout["servers"][name]["port"],
+                "device": DEVICE_NAME,
+                "weight": 100.0,
+                "meta": "",
+            }
+        )
+        builder.rebalance()
+        builder.get_ring().save(str(swift_dir / f"{name}.ring.gz"))
+
+
+def _start_log_forwarder(log_fd: int) -> None:
+    import socket
+
+    import eventlet
+    from eventlet.greenio import GreenSocket
+
+    log_socket = GreenSocket(socket.socket(fileno=log_fd))
+    swift_logger = logging.getLogger("swift")
+
+    def forward() -> None:
+        while True:
+            datagram = log_socket.recv(65536)
+            level, message = _parse_syslog(datagram)
+            swift_logger.log(level, "%s", message)
+
+    eventlet.spawn_n(forward)
+
+
+def _parse_syslog(datagram: bytes) -> tuple[int, str]:
+    text = datagram.decode("utf-8", "replace").rstrip("\x00\n")
+    if text.startswith("<") and ">" in text:
+        priority, _, text = text[1:].partition(">")
+        if priority.isdigit():
+            return _SYSLOG_LEVELS[int(priority) & 7], text
+    return logging.INFO, text
+
+
+def _start_servers(layout: dict[str, Any]) -> list[Any]:
+    import eventlet
+
+    threads = []
+    for name in SERVER_NAMES:
+        server = layout["servers"][name]
+        thread = eventlet.spawn(_serve, name, server["config"], server["fd"])
+        threads.append(thread)
+
+    threads.append(eventlet.spawn(_run_updater, layout))
+    threads.append(eventlet.spawn(_watch_parent, layout["parent_pid"]))
+    return threads
+
+
+def _serve(name: str, config_path: str, listen_fd: int) -> None:
+    import socket
+    import warnings
+
+    from eventlet import wsgi
+    from eventlet.greenio import GreenSocket
+    from swift.common import constraints
+    from swift.common.http_protocol import SwiftHttpProtocol
+    from swift.common.wsgi import RestrictedGreenPool, appconfig, loadapp
+
+    # This mirrors swift.common.wsgi.run_server, which cannot be called here
+    # because it resets the eventlet hub that the other servers already use.
+    conf = appconfig(config_path, name=f"{name}-server")
+    app = loadapp(config_path, global_conf={"log_name": f"{name}-server"})
+
+    listener = socket.socket(fileno=listen_fd)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    pool = RestrictedGreenPool(size=int(conf.get("max_clients", "1024")))
+
+    # Swift keeps header names as sent, as some clients need; eventlet warns.
+    warnings.filterwarnings("ignore", message="capitalize_response_headers is disabled")
+    wsgi.server(
+        GreenSocket(listener),
+        app,
+        _NullWsgiLog(),
+        custom_pool=pool,
+        protocol=SwiftHttpProtocol,
+        socket_timeout=float(conf.get("client_timeout") or 60),
+        capitalize_response_headers=False,
+        url_length_limit=constraints.MAX_REQUEST_LINE,
+    )
+
+
+class _NullWsgiLog:
+    """Discards eventlet.wsgi's own access lines; proxy-logging writes those."""
+
+    def write(self, *args: Any) -> None:
+        pass
+
+
+def _run_updater(layout: dict[str, Any]) -> None:
+    import eventlet
+    from swift.common.utils import readconf
+    from swift.container.updater import ContainerUpdater
+
+    interval = float(layout["updater_interval"])
+    conf = readconf(layout["servers"]["container"]["config"], "container-updater")
+    updater = ContainerUpdater(conf)
+    while True:
+        eventlet.sleep(interval)
+        try:
+            updater.run_once()
+        except Exception:
+            # One failed sweep must not stop later ones; Swift's own daemon
+            # logs and goes on the same way.
+            logger.exception("container updater sweep failed")
+
+
+def _watch_parent(parent_pid: int) -> None:
+    import eventlet
+
+    # A parent killed without calling stop() leaves this process reparented;
+    # exit then instead of serving forever.
+    while os.getppid() == parent_pid:
+        eventlet.sleep(PARENT_CHECK_SECONDS)
+    logger.warning("parent process %d exited; stopping Swift", parent_pid)
+
+
+def _wait_for_first_exit(threads: list[Any]) -> int:
+    import eventlet
+    from eventlet.event import Event
+
+    finished: Event = Event()
+
+    def on_exit(thread: Any) -> None:
+        if not finished.ready():
+            finished.send(thread)
+
+    for thread in threads:
+        thread.link(on_exit)
+
+    first = finished.wait()
+    try:
+        first.wait()
+    except BaseException:
+        logger.exception("a Swift green thread failed; stopping")
+        return 1
+    finally:
+        eventlet.sleep(0)
+    logger.info("a Swift green thread returned; stopping")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
