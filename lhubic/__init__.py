@@ -7,6 +7,8 @@ hubiC's OAuth2 service; the REST API is reached with `Hubic.hubic_get`,
 
 import logging
 
+from .connection import Hubic
+from .credentials import AccessToken, Clock, StorageCredentials
 from .exceptions import (
     HubicAccessDenied,
     HubicAccessFailure,
@@ -34,6 +36,9 @@ from .exceptions import (
 __version__ = "1.0.0"
 
 __all__ = [
+    "AccessToken",
+    "Clock",
+    "Hubic",
     "HubicAccessDenied",
     "HubicAccessFailure",
     "HubicAuthFailure",
@@ -55,6 +60,7 @@ __all__ = [
     "HubicTokenFailure",
     "HubicTokenRevoked",
     "HubicTransferError",
+    "StorageCredentials",
     "__version__",
 ]
 

@@ -1,0 +1,317 @@
+"""URL checks, redirect guards and redaction of secrets in logs.
+
+Every URL that lhubic sends a credential to goes through `check_url`: HTTPS is
+required, except to loopback hosts (127.0.0.0/8, ::1 and ``localhost``), where
+the local service runs. The sessions defined here check each redirect target
+the same way and drop credential headers when a redirect leaves the origin.
+`SecretFilter` scrubs token header values and registered secrets from the log
+records of python-swiftclient, which logs request headers at DEBUG.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import ipaddress
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+from swiftclient.requests_compat import SwiftClientRequestsSession
+
+from .exceptions import HubicConfigError, HubicInsecureURL
+
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "GuardedSession",
+    "GuardedStorageSession",
+    "SecretFilter",
+    "check_url",
+    "fingerprint",
+    "install_secret_filter",
+    "is_loopback_host",
+    "redact_text",
+    "redact_url",
+]
+
+logger = logging.getLogger(__name__)
+
+# Headers that carry a credential and must not follow a redirect to another origin.
+CREDENTIAL_HEADERS = (
+    "Authorization",
+    "X-Auth-Token",
+    "X-Storage-Token",
+    "X-Service-Token",
+)
+
+# Query parameters whose values are replaced by "***" in logged URLs.
+SENSITIVE_QUERY_KEYS = frozenset(
+    {
+        "access_token",
+        "client_secret",
+        "code",
+        "password",
+        "refresh_token",
+        "state",
+        "temp_url_sig",
+        "token",
+        "user_pwd",
+    }
+)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# A header name followed by its value, in the forms swiftclient logs them:
+# `-H "X-Auth-Token: value"` in a curl line and `'X-Auth-Token': 'value'` in a dict.
+_HEADER_VALUE = re.compile(
+    r"(?P<name>authorization|x-auth-token|x-storage-token|x-service-token"
+    r"|x-subject-token|x-auth-key)"
+    r"(?P<separator>['\"]?\s*[:=]\s*['\"]?)"
+    r"(?P<scheme>(?:bearer|basic)\s+)?"
+    r"(?P<value>[^\s'\",}]+)",
+    re.IGNORECASE,
+)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Tell whether ``host`` is ``localhost`` or an address in 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: object, *, name: str, fix: str) -> str:
+    """Validate a URL that credentials will be sent to, and return it.
+
+    ``name`` identifies the URL in the error message, and ``fix`` tells the
+    user how to correct it. Raises `HubicConfigError` when ``url`` is not an
+    absolute http(s) URL or embeds a user name or password, and
+    `HubicInsecureURL` when it uses plain HTTP to a host that is not loopback.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise HubicConfigError(f"{name} must be a non-empty URL, got {url!r}; {fix}")
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HubicConfigError(
+            f"{name} {_shown(url)!r} is not an absolute http or https URL; {fix}"
+        )
+
+    if parts.username is not None or parts.password is not None:
+        raise HubicConfigError(
+            f"{name} must not contain a user name or password; remove the part "
+            f"before '@' from {_shown(url)!r}"
+        )
+
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise HubicInsecureURL(
+            f"{name} {_shown(url)!r} uses plain HTTP to {parts.hostname}, which is "
+            f"not a loopback address, so credentials would travel unencrypted; {fix}"
+        )
+    return url.strip()
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """Return the (scheme, host, port) that two URLs must share to be one origin."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with sensitive query parameter values replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+
+    pairs = [
+        (key, "***" if key.lower() in SENSITIVE_QUERY_KEYS else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    query = urlencode(pairs, safe="*,/")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def fingerprint(secret: str) -> str:
+    """Return a short SHA-256 digest of ``secret`` so that logs can match tokens.
+
+    The digest does not reveal the token, but two log lines about the same
+    token show the same fingerprint.
+    """
+    digest = hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    return f"sha256:{digest[:12]}"
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace credential header values and every string in ``secrets`` in ``text``."""
+    redacted = _HEADER_VALUE.sub(_redact_header_match, text)
+    for secret in secrets:
+        if secret and secret in redacted:
+            redacted = redacted.replace(secret, "<redacted>")
+    return redacted
+
+
+def _redact_header_match(match: re.Match[str]) -> str:
+    scheme = match.group("scheme") or ""
+    return f"{match.group('name')}{match.group('separator')}{scheme}<redacted>"
+
+
+def _shown(url: str) -> str:
+    # The URL goes into an error message: drop a user:password part and the
+    # query, which may carry a secret.
+    parts = urlsplit(url.strip())
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class SecretFilter(logging.Filter):
+    """A logging filter that scrubs credentials from log records.
+
+    It replaces the values of credential headers (see `redact_text`) and every
+    secret registered with `add`. It keeps the most recent ``capacity``
+    secrets, so a long-running process does not grow without bound.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        super().__init__()
+        self._secrets: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def add(self, secret: str | None) -> None:
+        """Register ``secret`` so that it is replaced wherever it appears."""
+        if not secret:
+            return
+
+        with self._lock:
+            self._secrets[secret] = None
+            self._secrets.move_to_end(secret)
+            while len(self._secrets) > self._capacity:
+                self._secrets.popitem(last=False)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message without secrets; never drop the record."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+
+        with self._lock:
+            secrets = list(self._secrets)
+        redacted = redact_text(message, secrets)
+        if redacted != message:
+            record.msg = redacted
+            record.args = None
+        return True
+
+
+_FILTER = SecretFilter()
+_FILTERED_LOGGERS = ("swiftclient", "swiftclient.service")
+_install_lock = threading.Lock()
+
+
+def install_secret_filter(*secrets: str | None) -> SecretFilter:
+    """Attach the shared `SecretFilter` to swiftclient's loggers and register secrets.
+
+    A filter on a logger applies only to the records created by that logger,
+    which is why each swiftclient logger gets it. Calling this again only registers
+    the new secrets.
+    """
+    with _install_lock:
+        for name in _FILTERED_LOGGERS:
+            target = logging.getLogger(name)
+            if _FILTER not in target.filters:
+                target.addFilter(_FILTER)
+
+    for secret in secrets:
+        _FILTER.add(secret)
+    return _FILTER
+
+
+def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    request = response.request
+    logger.debug(
+        "%s %s -> %s in %.3f s",
+        request.method,
+        redact_url(request.url or ""),
+        response.status_code,
+        response.elapsed.total_seconds(),
+    )
+
+
+class _RedirectGuard:
+    """Redirect handling shared by the sessions below (a mixin for requests.Session).
+
+    A redirect target must pass `check_url`, and credential headers are dropped
+    whenever the scheme, host or port changes. requests itself drops only
+    ``Authorization``, and keeps it on an upgrade from http to https.
+    """
+
+    def should_strip_auth(self, old_url: str, new_url: str) -> bool:
+        return origin(old_url) != origin(new_url)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target: str | None = super().get_redirect_target(resp)  # type: ignore[misc]
+        if target is not None:
+            absolute = urljoin(resp.url, target)
+            check_url(
+                absolute, name="redirect target", fix="the redirect was not followed"
+            )
+        return target
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        previous_url = response.request.url or ""
+        if self.should_strip_auth(previous_url, prepared_request.url or ""):
+            for header in CREDENTIAL_HEADERS:
+                prepared_request.headers.pop(header, None)
+        super().rebuild_auth(prepared_request, response)  # type: ignore[misc]
+
+    def resolve_redirects(
+        self,
+        resp: requests.Response,
+        req: requests.PreparedRequest,
+        *args: Any,
+        yield_requests: bool = False,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        # With allow_redirects=False, requests still prepares the next request
+        # to fill Response.next; lhubic never reads it, and preparing it would
+        # check a Location (such as the OAuth redirect URI) that is never
+        # followed.
+        if yield_requests:
+            return iter(())
+        parent: Iterator[Any] = super().resolve_redirects(  # type: ignore[misc]
+            resp, req, *args, **kwargs
+        )
+        return parent
+
+
+class GuardedSession(_RedirectGuard, requests.Session):
+    """A requests session for the OAuth and REST calls, with guarded redirects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hooks["response"].append(_log_response)
+
+
+class GuardedStorageSession(_RedirectGuard, SwiftClientRequestsSession):
+    """swiftclient's requests session for storage calls, with guarded redirects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hooks["response"].append(_log_response)
