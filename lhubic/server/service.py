@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 from lhubic.exceptions import HubicInputError, HubicServerError
@@ -54,6 +55,8 @@ from .swift_launcher import SwiftCluster, default_data_parent
 __all__ = ["HubicServer", "SwiftStorage"]
 
 logger = logging.getLogger(__name__)
+
+_ServerT = TypeVar("_ServerT", bound="HubicServer")
 
 _CHUNK_BYTES = 64 * 1024
 _LISTING_LIMIT = 10000
@@ -249,7 +252,7 @@ class HubicServer:
         where = self.api_url if self.running else "stopped"
         return f"HubicServer({where})"
 
-    def __enter__(self) -> HubicServer:
+    def __enter__(self: _ServerT) -> _ServerT:
         self.start()
         return self
 
