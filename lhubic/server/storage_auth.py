@@ -321,13 +321,13 @@ class StorageAuthMiddleware:
         is_client_request = "swift.source" not in environ
         if account is not None and is_client_request and self._take_failure():
             logger.info("injected 503 for %s %s", environ.get("REQUEST_METHOD"), path)
-            return _respond(
-                start_response, "503 Service Unavailable", "storage unavailable\n"
-            )
+            return _respond(environ, start_response, 503, "storage unavailable\n")
 
         token = environ.get("HTTP_X_AUTH_TOKEN") or environ.get("HTTP_X_STORAGE_TOKEN")
         if not token:
-            return _unauthorized(start_response, account, "no X-Auth-Token header")
+            return _unauthorized(
+                environ, start_response, account, "no X-Auth-Token header"
+            )
 
         if hmac.compare_digest(token.encode("utf-8"), self._admin_key):
             environ["REMOTE_USER"] = ".reseller_admin"
@@ -338,7 +338,9 @@ class StorageAuthMiddleware:
 
         owner = self._lookup(token)
         if owner is None:
-            return _unauthorized(start_response, account, "unknown or expired token")
+            return _unauthorized(
+                environ, start_response, account, "unknown or expired token"
+            )
 
         environ["REMOTE_USER"] = owner
         environ["swift.authorize"] = functools.partial(_authorize_owner, owner)
@@ -348,8 +350,9 @@ class StorageAuthMiddleware:
             if changed and environ.get("REQUEST_METHOD") in ("POST", "PUT"):
                 logger.info("rejected quota change by %s: %s", owner, changed)
                 return _respond(
+                    environ,
                     start_response,
-                    "403 Forbidden",
+                    403,
                     "account quota headers can only be set by the service\n",
                 )
         return self.app(environ, start_response)
@@ -413,31 +416,41 @@ def _clean_acl(name: str, value: str) -> str:
 
 
 def _unauthorized(
-    start_response: StartResponse, account: str | None, reason: str
+    environ: dict[str, Any],
+    start_response: StartResponse,
+    account: str | None,
+    reason: str,
 ) -> Iterable[bytes]:
     realm = account or "unknown"
     logger.debug("401 for account %s: %s", realm, reason)
     return _respond(
+        environ,
         start_response,
-        "401 Unauthorized",
+        401,
         f"{reason}\n",
-        [("Www-Authenticate", f'Swift realm="{realm}"')],
+        {"Www-Authenticate": f'Swift realm="{realm}"'},
     )
 
 
 def _respond(
+    environ: dict[str, Any],
     start_response: StartResponse,
-    status: str,
+    status: int,
     body: str,
-    headers: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    data = body.encode("utf-8")
-    all_headers = [
-        ("Content-Type", "text/plain; charset=UTF-8"),
-        ("Content-Length", str(len(data))),
-    ]
-    start_response(status, all_headers + (headers or []))
-    return [data]
+    headers: dict[str, str] | None = None,
+) -> Iterable[bytes]:
+    # swob sends Content-Length without a body for HEAD, as catch_errors expects.
+    from swift.common.swob import Request, Response
+
+    response = Response(
+        request=Request(environ),
+        status=status,
+        body=body.encode("utf-8"),
+        content_type="text/plain",
+        charset="utf-8",
+        headers=headers or {},
+    )
+    return response(environ, start_response)  # type: ignore[no-any-return]
 
 
 def filter_factory(

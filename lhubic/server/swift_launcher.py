@@ -495,7 +495,8 @@ class SwiftCluster:
                     f"Swift exited with status {status} before it was ready; "
                     f"last lines of {self.log_path}:\n{self._log_tail()}"
                 )
-            if self._healthcheck_ok():
+            remaining = deadline - time.monotonic()
+            if self._healthcheck_ok(timeout=min(2.0, max(remaining, 0.01))):
                 return
             if time.monotonic() > deadline:
                 raise HubicServerError(
@@ -504,9 +505,11 @@ class SwiftCluster:
                 )
             time.sleep(0.05)
 
-    def _healthcheck_ok(self) -> bool:
+    def _healthcheck_ok(self, timeout: float) -> bool:
+        # The parent bound the socket, so a connection succeeds at once and
+        # the request waits until the child serves it.
         connection = http.client.HTTPConnection(
-            "127.0.0.1", self._proxy_port, timeout=2
+            "127.0.0.1", self._proxy_port, timeout=timeout
         )
         try:
             connection.request("GET", "/healthcheck")
