@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -142,6 +143,14 @@ def test_store_uses_wal_journal(store: StorageTokenStore) -> None:
     with sqlite3.connect(store.path) as db:
         (mode,) = db.execute("PRAGMA journal_mode").fetchone()
     assert mode == "wal"
+
+
+def test_store_files_owner_only(store: StorageTokenStore) -> None:
+    store.issue(new_account(), 60)
+
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(f"{store.path}{suffix}")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_concurrent_issue_gives_one_token(tmp_path: Path) -> None:
@@ -428,6 +437,24 @@ def test_fault_counter_before_auth(cluster: SwiftCluster, user: StorageToken) ->
 
     assert _status_of(conn.head_account) == 503
     assert _status_of(conn.head_account) == 401
+
+
+def test_fault_counter_spares_admin_key(
+    cluster: SwiftCluster, user: StorageToken
+) -> None:
+    admin = Connection(
+        preauthurl=cluster.storage_url(user.account),
+        preauthtoken=cluster.admin_key,
+        retries=0,
+    )
+
+    cluster.tokens.fail_next(1)
+    admin.head_account()
+    cluster.ensure_account(user.account, QUOTA)
+
+    assert cluster.tokens.pending_failures() == 1
+    assert _status_of(_connect(cluster, user).head_account) == 503
+    assert cluster.tokens.pending_failures() == 0
 
 
 def test_fault_counter_ignores_segment_requests(

@@ -362,6 +362,26 @@ def test_restart_keeps_objects_on_disk(data_dir: Path) -> None:
     assert body == b"persisted"
 
 
+def test_data_dir_in_use_rejected(cluster: SwiftCluster) -> None:
+    second = SwiftCluster(cluster.data_dir, object_server="memory")
+
+    with pytest.raises(HubicConfigError, match="is in use by another running"):
+        second.start()
+
+    assert not second.running
+    assert cluster.running
+    assert requests.get(cluster.url + "/healthcheck", timeout=10).text == "OK"
+
+
+def test_data_dir_free_after_stop(data_dir: Path) -> None:
+    with SwiftCluster(data_dir, object_server="memory") as first:
+        assert first.running
+
+    with SwiftCluster(data_dir, object_server="memory") as second:
+        assert second.running
+    assert not second.running
+
+
 def test_start_twice_rejected(data_dir: Path) -> None:
     with SwiftCluster(data_dir, object_server="memory") as swift:
         with pytest.raises(HubicServerError, match="already started"):

@@ -15,8 +15,9 @@ The middleware replaces Swift's tempauth in the proxy pipeline:
 - an unknown or expired token, or no token at all, gets 401, because hubiC
   had no public containers;
 - users get 403 when they try to change the account quota headers;
-- client requests under ``/v1/`` get 503 first while the fault counter is
-  above zero.
+- while the fault counter is above zero, users' requests under ``/v1/`` get
+  503 before any token check; the admin key's requests and the subrequests
+  of Swift's own middlewares never use up a fault.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import os
 import re
 import secrets
 import sqlite3
@@ -253,6 +255,9 @@ class StorageTokenStore:
     def _connect(self) -> sqlite3.Connection:
         # Callers hold self._lock.
         if self._connection is None:
+            # Tokens are secrets: create the file owner-only. SQLite gives its
+            # -wal and -shm files the same mode as the database.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             connection = sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_SECONDS,
@@ -315,28 +320,42 @@ class StorageAuthMiddleware:
             return self.app(environ, start_response)
 
         account, container = _split_account_path(path)
+        token: str = (
+            environ.get("HTTP_X_AUTH_TOKEN")
+            or environ.get("HTTP_X_STORAGE_TOKEN")
+            or ""
+        )
+        is_admin = bool(token) and hmac.compare_digest(
+            token.encode("utf-8"), self._admin_key
+        )
 
         # Subrequests that Swift's middlewares make (bulk, slo, ...) carry
-        # swift.source; only the client's own requests use up the faults.
-        is_client_request = "swift.source" not in environ
-        if account is not None and is_client_request and self._take_failure():
-            logger.info("injected 503 for %s %s", environ.get("REQUEST_METHOD"), path)
-            return _respond(environ, start_response, 503, "storage unavailable\n")
+        # swift.source, and the service's own requests carry the admin key:
+        # only the users' requests use up the injected faults.
+        if account is not None and not is_admin and "swift.source" not in environ:
+            try:
+                failing = self.store.take_failure()
+            except sqlite3.Error:
+                return self._store_failed(environ, start_response)
+            if failing:
+                logger.info("injected 503 for %s %s", environ["REQUEST_METHOD"], path)
+                return _respond(environ, start_response, 503, "storage unavailable\n")
 
-        token = environ.get("HTTP_X_AUTH_TOKEN") or environ.get("HTTP_X_STORAGE_TOKEN")
         if not token:
             return _unauthorized(
                 environ, start_response, account, "no X-Auth-Token header"
             )
-
-        if hmac.compare_digest(token.encode("utf-8"), self._admin_key):
+        if is_admin:
             environ["REMOTE_USER"] = ".reseller_admin"
             environ["reseller_request"] = True
             environ["swift.authorize"] = _authorize_admin
             environ["swift.clean_acl"] = _clean_acl
             return self.app(environ, start_response)
 
-        owner = self._lookup(token)
+        try:
+            owner = self.store.lookup(token)
+        except sqlite3.Error:
+            return self._store_failed(environ, start_response)
         if owner is None:
             return _unauthorized(
                 environ, start_response, account, "unknown or expired token"
@@ -345,9 +364,9 @@ class StorageAuthMiddleware:
         environ["REMOTE_USER"] = owner
         environ["swift.authorize"] = functools.partial(_authorize_owner, owner)
         environ["swift.clean_acl"] = _clean_acl
-        if container is None and account is not None:
+        if container is None and environ["REQUEST_METHOD"] in ("POST", "PUT"):
             changed = _quota_headers_in(environ)
-            if changed and environ.get("REQUEST_METHOD") in ("POST", "PUT"):
+            if changed:
                 logger.info("rejected quota change by %s: %s", owner, changed)
                 return _respond(
                     environ,
@@ -357,19 +376,15 @@ class StorageAuthMiddleware:
                 )
         return self.app(environ, start_response)
 
-    def _take_failure(self) -> bool:
-        try:
-            return self.store.take_failure()
-        except sqlite3.Error:
-            logger.exception("reading the storage fault counter failed")
-            return False
-
-    def _lookup(self, token: str) -> str | None:
-        try:
-            return self.store.lookup(token)
-        except sqlite3.Error:
-            logger.exception("reading the storage token database failed")
-            return None
+    def _store_failed(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        logger.exception(
+            "reading the storage token database %s failed", self.store.path
+        )
+        return _respond(
+            environ, start_response, 503, "storage token database unavailable\n"
+        )
 
 
 def _split_account_path(path: str) -> tuple[str | None, str | None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import errno
+import fcntl
 import getpass
 import http.client
 import json
@@ -126,7 +127,7 @@ class SwiftCluster:
         _check_positive("updater_interval", updater_interval)
         _check_positive("start_timeout", start_timeout)
 
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).absolute()
         self.run_dir = self.data_dir / "swift"
         self.log_path = self.run_dir / "swift.log"
         self.object_server = object_server
@@ -141,6 +142,7 @@ class SwiftCluster:
         self._proxy_port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[..., SwiftCluster] | None = None
+        self._lock_fd: int | None = None
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.tokens = StorageTokenStore(self.data_dir / TOKEN_DATABASE)
@@ -190,23 +192,14 @@ class SwiftCluster:
             raise HubicServerError("the Swift cluster is already started")
 
         started = time.monotonic()
-        self.object_server_kind = self._choose_object_server()
-        sockets = _bind_sockets(self._requested_proxy_port)
+        self._lock_data_dir()
         try:
-            ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
-            self._write_configuration(
-                ports, {n: s.fileno() for n, s in sockets.items()}
-            )
-            self._spawn([sock.fileno() for sock in sockets.values()])
-        finally:
-            for sock in sockets.values():
-                sock.close()
-
-        self._proxy_port = ports["proxy"]
-        try:
+            self.object_server_kind = self._choose_object_server()
+            self._launch()
             self._wait_until_ready()
         except BaseException:
             self.stop()
+            self.object_server_kind = None
             raise
 
         self.start_seconds = time.monotonic() - started
@@ -219,21 +212,30 @@ class SwiftCluster:
         )
 
     def stop(self) -> None:
-        """Stop the child: SIGTERM, then SIGKILL after a grace period; reap it."""
-        process = self._process
-        if process is None:
-            return
+        """Stop the child: SIGTERM, then SIGKILL after a grace period; reap it.
 
-        _terminate(process, STOP_GRACE_SECONDS)
+        Does nothing when the cluster is not running.
+        """
+        process, self._process = self._process, None
+        self._proxy_port = None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        self._process = None
-        self._proxy_port = None
+
+        if process is not None:
+            _terminate(process, STOP_GRACE_SECONDS)
+            logger.info(
+                "Swift stopped (pid %d, exit status %s)",
+                process.pid,
+                process.returncode,
+            )
+        self._unlock_data_dir()
         self.tokens.close()
-        logger.info(
-            "Swift stopped (pid %d, exit status %s)", process.pid, process.returncode
-        )
+
+    @property
+    def running(self) -> bool:
+        """True while the child process is alive, including during start()."""
+        return self._process is not None and self._process.poll() is None
 
     def ensure_account(self, account: str, quota_bytes: int) -> None:
         """Create ``account`` if needed, set its quota and its ``default`` container.
@@ -319,6 +321,38 @@ class SwiftCluster:
                 status=response.status,
             )
         return response.status, response.headers, body
+
+    def _launch(self) -> None:
+        sockets = _bind_sockets(self._requested_proxy_port)
+        try:
+            ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+            fds = {name: sock.fileno() for name, sock in sockets.items()}
+            self._write_configuration(ports, fds)
+            self._spawn(list(fds.values()))
+        finally:
+            # The child holds its own copies of the sockets now.
+            for sock in sockets.values():
+                sock.close()
+        self._proxy_port = ports["proxy"]
+
+    def _lock_data_dir(self) -> None:
+        # Two clusters on one folder would overwrite each other's rings and
+        # configuration, and share the account and container databases.
+        descriptor = os.open(self.run_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise HubicConfigError(
+                f"the data folder {self.data_dir} is in use by another running "
+                "SwiftCluster; stop that one or pass another data_dir"
+            ) from None
+        self._lock_fd = descriptor
+
+    def _unlock_data_dir(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _choose_object_server(self) -> str:
         if self.object_server == "memory":
