@@ -379,7 +379,7 @@ def test_login_unknown_user_shows_error(server: HubicTestServer) -> None:
 
 
 def test_login_another_users_password(server: HubicTestServer) -> None:
-    login, password = TRICKY_USERS[0]
+    _, password = TRICKY_USERS[0]
     response = log_in(server, server.user.login, password)
 
     assert response.status_code == 200
