@@ -1,7 +1,7 @@
 """Tests of lhubic.server.swift_launcher and swift_process: a real Swift child.
 
-One cluster serves the module; tests that start, break or stop a cluster of
-their own say so in their name.
+One cluster serves most of the module. Tests that start, break or stop Swift
+use a cluster of their own.
 """
 
 from __future__ import annotations
@@ -249,8 +249,8 @@ def test_large_metadata_on_disk_server(
 
 
 def test_updater_cpu_cost(cluster: SwiftCluster) -> None:
-    # The updater sweeps every second here; an idle cluster should stay far
-    # below the 1.2 cores that the forking daemon took at a 2 s interval.
+    # The updater sweeps every second here. The forking daemon took 1.2 cores
+    # at a 2 s interval on a 2-core machine, and this must stay far below.
     assert cluster.pid is not None
     before = _cpu_seconds(cluster.pid)
     time.sleep(3.0)
@@ -472,7 +472,7 @@ def test_default_data_parent_is_usable() -> None:
         assert supports_large_xattrs(parent)
 
 
-# The in-process cache that stands in for memcache.
+# The in-process cache used in place of memcache.
 
 
 def test_cache_round_trip_copies() -> None:

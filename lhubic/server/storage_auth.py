@@ -1,11 +1,11 @@
 """Storage tokens for the local Swift, and the proxy middleware that checks them.
 
 `StorageTokenStore` keeps storage tokens and the storage fault counter in one
-SQLite file. The service process writes it (it hands out tokens from
-``/1.0/account/credentials`` and sets the fault counter); the Swift child
-process reads it on every request through `StorageAuthMiddleware`. SQLite's
-file locking, WAL journal and a busy timeout make that safe across the two
-processes.
+SQLite file. The service process writes it when it issues tokens for
+``/1.0/account/credentials`` and when it sets the fault counter. The Swift
+child process reads it on every request through `StorageAuthMiddleware`.
+SQLite's file locking, WAL journal and a busy timeout make that safe across
+the two processes.
 
 The middleware replaces Swift's tempauth in the proxy pipeline:
 
@@ -22,6 +22,7 @@ The middleware replaces Swift's tempauth in the proxy pipeline:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import logging
@@ -31,13 +32,13 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lhubic.exceptions import HubicInputError
+from lhubic.exceptions import HubicConfigError, HubicInputError
 
 __all__ = [
     "ACCOUNT_PATTERN",
@@ -133,8 +134,8 @@ class StorageTokenStore:
     def issue(self, account: str, lifetime_seconds: float) -> StorageToken:
         """Return the account's current token, or a new one if it has none.
 
-        A token still valid is handed back unchanged, with whatever time it
-        has left, as hubiC did; a new token lives ``lifetime_seconds``.
+        A token that is still valid comes back unchanged with whatever time it
+        has left, as hubiC did. A new token lives ``lifetime_seconds``.
         """
         check_account(account)
         if isinstance(lifetime_seconds, bool) or not (
@@ -184,7 +185,7 @@ class StorageTokenStore:
         return None if row is None else str(row[0])
 
     def expire_all(self) -> int:
-        """Make every storage token expire now; return how many were valid."""
+        """Make every storage token expire now and return how many were valid."""
         with self._transaction() as db:
             now = time.time()
             cursor = db.execute(
@@ -195,7 +196,7 @@ class StorageTokenStore:
         return count
 
     def revoke_account(self, account: str) -> int:
-        """Delete every token of ``account``; return how many there were."""
+        """Delete every token of ``account`` and return how many there were."""
         check_account(account)
         with self._transaction() as db:
             cursor = db.execute(
@@ -206,7 +207,7 @@ class StorageTokenStore:
         return count
 
     def fail_next(self, count: int) -> None:
-        """Make the next ``count`` storage requests get 503; 0 turns this off."""
+        """Make the next ``count`` storage requests get 503, or none for 0."""
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise HubicInputError(
                 f"invalid storage fault count {count!r}: "
@@ -217,7 +218,7 @@ class StorageTokenStore:
         logger.info("the next %d storage requests will get 503", count)
 
     def take_failure(self) -> bool:
-        """Use up one pending storage fault; return False when none is left."""
+        """Use up one pending storage fault, or return False when none is left."""
         with self._lock:
             db = self._connect()
 
@@ -246,7 +247,7 @@ class StorageTokenStore:
         return int(remaining)
 
     def close(self) -> None:
-        """Close the connection; the next call opens a new one."""
+        """Close the connection. The next call opens a new one."""
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
@@ -255,8 +256,8 @@ class StorageTokenStore:
     def _connect(self) -> sqlite3.Connection:
         # Callers hold self._lock.
         if self._connection is None:
-            # Tokens are secrets: create the file owner-only. SQLite gives its
-            # -wal and -shm files the same mode as the database.
+            # Tokens are secrets, so the file is created owner-only. SQLite
+            # gives its -wal and -shm files the same mode as the database.
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             connection = sqlite3.connect(
                 self.path,
@@ -270,32 +271,18 @@ class StorageTokenStore:
             self._connection = connection
         return self._connection
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the store's lock."""
-
-    def __init__(self, store: StorageTokenStore) -> None:
-        self._store = store
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._store._lock.acquire()
-        try:
-            db = self._store._connect()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in ``BEGIN IMMEDIATE`` ... ``COMMIT``, under the lock."""
+        with self._lock:
+            db = self._connect()
             db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._store._lock.release()
-            raise
-        return db
-
-    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        try:
-            db = self._store._connect()
-            db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-        finally:
-            self._store._lock.release()
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
 
 StartResponse = Callable[..., Any]
@@ -306,7 +293,7 @@ class StorageAuthMiddleware:
 
     def __init__(self, app: Any, admin_key: str, store: StorageTokenStore) -> None:
         if not admin_key:
-            raise ValueError("storage auth middleware needs a non-empty admin_key")
+            raise HubicConfigError("the storage auth middleware needs an admin_key")
         self.app = app
         self._admin_key = admin_key.encode("utf-8")
         self.store = store
@@ -329,9 +316,9 @@ class StorageAuthMiddleware:
             token.encode("utf-8"), self._admin_key
         )
 
-        # Subrequests that Swift's middlewares make (bulk, slo, ...) carry
-        # swift.source, and the service's own requests carry the admin key:
-        # only the users' requests use up the injected faults.
+        # Only users' own requests use up injected faults. Subrequests from
+        # Swift's middlewares (bulk, slo, ...) carry swift.source, and the
+        # service's requests carry the admin key.
         if account is not None and not is_admin and "swift.source" not in environ:
             try:
                 failing = self.store.take_failure()
@@ -421,6 +408,8 @@ def _authorize_owner(owner: str, request: Any) -> Any:
     if account == owner:
         request.environ["swift_owner"] = True
         return None
+
+    logger.info("403 for the token of %s on %s", owner, request.path_info)
     return HTTPForbidden(request=request)
 
 
@@ -437,7 +426,7 @@ def _unauthorized(
     reason: str,
 ) -> Iterable[bytes]:
     realm = account or "unknown"
-    logger.debug("401 for account %s: %s", realm, reason)
+    logger.info("401 for account %s: %s", realm, reason)
     return _respond(
         environ,
         start_response,
@@ -476,8 +465,8 @@ def filter_factory(
     admin_key = conf.get("admin_key", "")
     database = conf.get("token_database", "")
     if not admin_key or not database:
-        raise ValueError(
-            "the storage auth filter needs admin_key and token_database settings"
+        raise HubicConfigError(
+            "the storage-auth filter section needs admin_key and token_database"
         )
     store = StorageTokenStore(database)
 

@@ -54,13 +54,18 @@ TOKEN_DATABASE = "storage-tokens.sqlite3"  # noqa: S105 - a file name
 
 XATTR_PROBE_BYTES = 8192
 """Size of the user extended attribute that the disk object server must be
-able to write. ext4 rejects it (about 4 KiB per inode); tmpfs on Linux 6.6 and
-newer, XFS and btrfs take it."""
+able to write. ext4 rejects it, and tmpfs on Linux 6.6 and newer takes it."""
 
 MAX_META_OVERALL_SIZE = 7168
-"""Swift's ``max_meta_overall_size`` here: 7 KiB of user metadata per object
-or container, above Swift's 4 KiB default, and with Swift's own keys still
-under `XATTR_PROBE_BYTES` when pickled into extended attributes."""
+"""Swift's ``max_meta_overall_size`` here, in bytes: 7 KiB of user metadata
+per object, where Swift's default is 4 KiB, so that about 6 KiB fits.
+
+Swift 2.38 pickles an object's metadata into user xattrs of up to 64 KiB each.
+At this limit the pickle is about 8 KiB, or more with many short keys.
+
+NOTE: a file system that takes `XATTR_PROBE_BYTES` but not a 10 KiB xattr
+would pass the probe and still return 507 for objects near this limit.
+"""
 
 DEFAULT_UPDATER_INTERVAL = 5.0
 DEFAULT_START_TIMEOUT = 30.0
@@ -106,8 +111,9 @@ class SwiftCluster:
     bytes). The container updater runs every ``updater_interval`` seconds so
     that account byte and object counts catch up.
 
-    Not thread-safe: start and stop it from one thread. The other methods may
-    be called from any thread.
+    Call start() and stop() from one thread. The other methods may be called
+    from any thread. Linux only, because it passes sockets to the child and
+    probes xattrs.
     """
 
     def __init__(
@@ -180,7 +186,7 @@ class SwiftCluster:
         return f"{self.url}/v1/{check_account(account)}"
 
     def start(self) -> None:
-        """Start Swift and return once the proxy answers ``/healthcheck``.
+        """Start Swift and return once the proxy's ``/healthcheck`` returns OK.
 
         Raises:
             HubicConfigError: the proxy port is taken, or ``object_server`` is
@@ -330,7 +336,7 @@ class SwiftCluster:
             self._write_configuration(ports, fds)
             self._spawn(list(fds.values()))
         finally:
-            # The child holds its own copies of the sockets now.
+            # The child has its own copies of the sockets now.
             for sock in sockets.values():
                 sock.close()
         self._proxy_port = ports["proxy"]
@@ -363,7 +369,7 @@ class SwiftCluster:
             raise HubicConfigError(
                 f"object_server='disk' needs {XATTR_PROBE_BYTES}-byte user extended "
                 f"attributes, which the file system of {self.run_dir} rejects; "
-                "use a data folder on tmpfs (/dev/shm), XFS or btrfs, or pass "
+                "use a data folder on tmpfs such as /dev/shm, or pass "
                 "object_server='memory' or 'auto'"
             )
         logger.warning(
@@ -460,7 +466,7 @@ class SwiftCluster:
                 "use": "egg:swift#proxy",
                 "account_autocreate": "true",
                 # With one device, a single 507 would otherwise make the proxy
-                # skip that device, so fail every request, for 60 s.
+                # skip that device for 60 s, so every request would fail.
                 "error_suppression_interval": "0",
             },
             "filter:cache": {
@@ -473,7 +479,7 @@ class SwiftCluster:
                 "admin_key": self.admin_key,
                 "token_database": str(self.tokens.path),
             },
-            # Swift logs the first 16 characters of tokens by default.
+            # Swift 2.38 logs the first 16 characters of tokens by default.
             "filter:proxy-logging": {
                 "use": "egg:swift#proxy_logging",
                 "reveal_sensitive_prefix": "0",
@@ -585,7 +591,8 @@ def _bind_sockets(proxy_port: int) -> dict[str, socket.socket]:
 def _listen(port: int) -> socket.socket:
     # Swift binds with SO_REUSEPORT, so a second Swift on a busy port would
     # start without error and share its connections. Check that nothing
-    # answers, and bind without SO_REUSEPORT so that a listener is a conflict.
+    # accepts connections there, and bind without SO_REUSEPORT so that any
+    # listener makes bind() fail.
     if port and _port_answers(port):
         raise _port_in_use(port)
 
@@ -650,7 +657,7 @@ def _hash_settings(swift_conf: Path) -> dict[str, str]:
 
 
 def _write_ini(path: Path, sections: ConfigSections) -> None:
-    """Write an INI file with mode 0600: the proxy's holds the admin key."""
+    """Write an INI file with mode 0600, because the proxy's contains the admin key."""
     lines: list[str] = []
     for section, values in sections.items():
         lines.append(f"[{section}]")
@@ -675,18 +682,19 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 def _check_int(
     name: str, value: object, *, minimum: int, maximum: int | None = None
 ) -> None:
-    valid = isinstance(value, int) and not isinstance(value, bool)
-    if valid and value < minimum:  # type: ignore[operator]
-        valid = False
-    if valid and maximum is not None and value > maximum:  # type: ignore[operator]
-        valid = False
-    if not valid:
-        bounds = (
-            f"from {minimum} to {maximum}"
-            if maximum is not None
-            else f"of {minimum} or more"
-        )
-        raise HubicInputError(f"invalid {name} {value!r}: expected an integer {bounds}")
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= minimum
+        and (maximum is None or value <= maximum)
+    ):
+        return
+
+    if maximum is None:
+        bounds = f"of {minimum} or more"
+    else:
+        bounds = f"from {minimum} to {maximum}"
+    raise HubicInputError(f"invalid {name} {value!r}: expected an integer {bounds}")
 
 
 def _check_positive(name: str, value: object) -> None:

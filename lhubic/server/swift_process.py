@@ -1,17 +1,16 @@
 """Entry point of the Swift child process: four Swift servers in one process.
 
 `SwiftCluster` runs ``python -m lhubic.server.swift_process RUN_DIR``. The file
-``RUN_DIR/run.json`` names each server's paste-deploy configuration and the
-listening socket that the parent bound for it and passed down as an inherited
-file descriptor, so no port can be taken by someone else between the parent
-choosing it and the child using it.
+``RUN_DIR/run.json`` names each server's paste-deploy configuration and its
+listening socket, an inherited file descriptor. The parent binds the sockets
+itself, so no other process can take a port between the choice and its use.
 
 The account, container, object and proxy servers run as eventlet green threads
 on their own sockets. The container updater runs in a green thread too, so
 that account byte and object counts catch up without the forking daemon.
 
 Swift's loggers send syslog datagrams to a UDP socket that the parent also
-passed down (``log_udp_host`` in the server configurations); a green thread
+passed down (``log_udp_host`` in the server configurations). A green thread
 here writes them to standard error, which the parent points at the log file.
 
 Only the standard library is imported at module level: `SwiftCluster` imports
@@ -37,7 +36,7 @@ __all__ = [
     "main",
 ]
 
-# Run with -m, this module is __main__; log under its package name anyway.
+# Under -m this module is __main__, so the logger gets the dotted name.
 logger = logging.getLogger(
     "lhubic.server.swift_process" if __name__ == "__main__" else __name__
 )
@@ -156,8 +155,8 @@ class InProcessCache:
         for key in expired:
             del self._entries[key]
 
-        # Entries without expiry are rare in Swift's use; drop everything
-        # rather than grow without bound if they fill the cache.
+        # Swift sets an expiry on nearly every entry. If entries without one
+        # still fill the cache, drop everything rather than grow without bound.
         if len(self._entries) >= _CACHE_PURGE_SIZE:
             self._entries.clear()
 
@@ -380,7 +379,6 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def _wait_for_first_exit(threads: list[Any]) -> int:
-    import eventlet
     from eventlet.event import Event
 
     finished: Event = Event()
@@ -398,8 +396,6 @@ def _wait_for_first_exit(threads: list[Any]) -> int:
     except BaseException:
         logger.exception("a Swift green thread failed; stopping")
         return 1
-    finally:
-        eventlet.sleep(0)
     logger.info("a Swift green thread returned; stopping")
     return 0
 
