@@ -90,12 +90,15 @@ def log_in(
     server: HubicTestServer,
     login: str | None = None,
     password: str | None = None,
-    button: str = "accepted",
+    button: str | None = None,
     **overrides: str | None,
 ) -> requests.Response:
     page = open_form(server, **overrides)
     action, fields = fill_login_form(
-        page.text, login or server.user.login, password or server.user.password, button
+        page.text,
+        login or server.user.login,
+        password or server.user.password,
+        button or "accepted",
     )
     return submit(page, fields, action)
 

@@ -347,6 +347,11 @@ class HubicServer:
         """The base URL of the Swift proxy, ``http://127.0.0.1:<port>``."""
         return self._running_cluster().url
 
+    @property
+    def cluster(self) -> SwiftCluster:
+        """The running Swift cluster."""
+        return self._running_cluster()
+
     def _running_cluster(self) -> SwiftCluster:
         if self._cluster is None:
             raise HubicServerError("the hubiC service is not running; call start()")
