@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -769,8 +769,9 @@ class Hubic(TransferMixin, Connection):
         url = self._api_endpoint("/account/credentials")
         response = self._api_attempt("GET", url, None)
         payload = json_object(response, "the storage credentials response")
+        previous = self._storage.current
         try:
-            return StorageCredentials.from_response(payload, self._clock)
+            return StorageCredentials.from_response(payload, self._clock, previous)
         except ValueError as error:
             raise TransientError(
                 f"the storage credentials response was invalid: {error}"
@@ -957,7 +958,7 @@ class Hubic(TransferMixin, Connection):
         now = self._clock.now()
         try:
             access = _stored_access(record, now, self._clock)
-            storage = _stored_storage(record, now, self._clock)
+            storage = _stored_storage(record, self._clock)
         except (TypeError, ValueError) as error:
             logger.warning("ignoring unreadable tokens in the token store: %s", error)
             return
@@ -1041,7 +1042,7 @@ def _stored_access(
 
 
 def _stored_storage(
-    record: Mapping[str, Any], now: datetime, clock: Clock
+    record: Mapping[str, Any], clock: Clock
 ) -> StorageCredentials | None:
     token = record.get("storage_token")
     endpoint = record.get("storage_url")
@@ -1056,10 +1057,7 @@ def _stored_storage(
         name="storage URL in the token store",
         fix="delete the token store to log in again",
     )
-    return StorageCredentials(
-        token=token,
-        endpoint=endpoint,
-        expires_at=parse_expiry(expires),
-        fetched_at=now,
-        clock=clock,
+    # A stored token gets no minimum reuse time: an expired one is dropped.
+    return StorageCredentials.create(
+        token, endpoint, parse_expiry(expires), clock, min_reuse=timedelta(0)
     )

@@ -26,7 +26,9 @@ from typing import Any, Generic, Protocol, TypeVar
 from .security import fingerprint
 
 __all__ = [
+    "EXPIRES_PRECISION",
     "MAX_REFRESH_MARGIN",
+    "MIN_REUSE",
     "AccessToken",
     "Clock",
     "CredentialsCache",
@@ -36,6 +38,11 @@ __all__ = [
 
 MAX_REFRESH_MARGIN = timedelta(minutes=5)
 _MARGIN_FRACTION = 0.1
+
+# hubiC's ``expires`` has whole seconds, so a storage token may outlive it by
+# up to one second.
+EXPIRES_PRECISION = timedelta(seconds=1)
+MIN_REUSE = timedelta(seconds=1)
 
 # "+0200" and "Z" offsets, which datetime.fromisoformat reads only from 3.11 on.
 _COMPACT_OFFSET = re.compile(r"([+-]\d{2})(\d{2})$")
@@ -174,18 +181,60 @@ class AccessToken:
 class StorageCredentials:
     """A Swift storage token and the storage URL it is valid for.
 
-    ``expires_at`` keeps the UTC offset that the service sent.
+    ``expires_at`` keeps the UTC offset that the service sent, and
+    `expired` turns true at ``renew_at``. Use `create` or `from_response`,
+    which compute ``renew_at``.
     """
 
     token: str
     endpoint: str
     expires_at: datetime
     fetched_at: datetime
+    renew_at: datetime
     clock: Clock = field(default_factory=Clock, compare=False)
 
     @classmethod
+    def create(
+        cls,
+        token: str,
+        endpoint: str,
+        expires_at: datetime,
+        clock: Clock,
+        previous: StorageCredentials | None = None,
+        *,
+        min_reuse: timedelta = MIN_REUSE,
+    ) -> StorageCredentials:
+        """Build credentials fetched now, replacing ``previous`` if given.
+
+        hubiC hands back the account's current token while it is valid, with
+        whatever time it has left. Asking again before it dies would return
+        it again, so a token handed back is renewed only once it is surely
+        gone: `EXPIRES_PRECISION` after its stated expiry, because ``expires``
+        has whole seconds. Any other token is renewed within its margin. In
+        both cases it is kept at least ``min_reuse``, which bounds how often a
+        client whose clock runs ahead of the service's fetches credentials.
+        """
+        fetched_at = clock.now()
+        if previous is not None and previous.token == token:
+            renew_at = expires_at + EXPIRES_PRECISION
+        else:
+            renew_at = expires_at - _refresh_margin(fetched_at, expires_at)
+
+        return cls(
+            token=token,
+            endpoint=endpoint.rstrip("/"),
+            expires_at=expires_at,
+            fetched_at=fetched_at,
+            renew_at=max(renew_at, fetched_at + min_reuse),
+            clock=clock,
+        )
+
+    @classmethod
     def from_response(
-        cls, payload: Mapping[str, Any], clock: Clock
+        cls,
+        payload: Mapping[str, Any],
+        clock: Clock,
+        previous: StorageCredentials | None = None,
     ) -> StorageCredentials:
         """Build credentials from a ``/1.0/account/credentials`` response.
 
@@ -204,19 +253,12 @@ class StorageCredentials:
         if not isinstance(expires, str):
             raise ValueError(f"expires is {expires!r}, not an ISO 8601 time")
 
-        return cls(
-            token=token,
-            endpoint=endpoint.rstrip("/"),
-            expires_at=parse_expiry(expires),
-            fetched_at=clock.now(),
-            clock=clock,
-        )
+        return cls.create(token, endpoint, parse_expiry(expires), clock, previous)
 
     @property
     def expired(self) -> bool:
-        """True once the token is within its refresh margin of expiry."""
-        margin = _refresh_margin(self.fetched_at, self.expires_at)
-        return self.clock.now() >= self.expires_at - margin
+        """True once the credentials should be renewed (at ``renew_at``)."""
+        return self.clock.now() >= self.renew_at
 
     def __repr__(self) -> str:
         return (

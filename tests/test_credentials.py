@@ -9,7 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lhubic.credentials import (
+    EXPIRES_PRECISION,
     MAX_REFRESH_MARGIN,
+    MIN_REUSE,
     AccessToken,
     Clock,
     CredentialsCache,
@@ -161,6 +163,63 @@ def test_storage_credentials_expire_by_offset_time() -> None:
     assert not credentials.expired
 
     clock.advance(2)
+    assert credentials.expired
+
+
+def _storage(token: str, clock: Clock, seconds: float) -> StorageCredentials:
+    expires = clock.now() + timedelta(seconds=seconds)
+    return StorageCredentials.create(token, "https://s.example/v1/A", expires, clock)
+
+
+def test_handed_back_token_renews_after_expiry() -> None:
+    clock = Clock()
+    first = _storage("same", clock, seconds=100)
+    clock.advance(95)
+    assert first.expired
+
+    again = StorageCredentials.create(
+        "same", first.endpoint, first.expires_at, clock, previous=first
+    )
+
+    assert not again.expired
+    clock.advance(5.5)
+    assert not again.expired
+    clock.advance(EXPIRES_PRECISION.total_seconds())
+    assert again.expired
+
+
+def test_new_token_after_previous_renews_early() -> None:
+    clock = Clock()
+    first = _storage("first", clock, seconds=100)
+    expires = clock.now() + timedelta(seconds=100)
+
+    second = StorageCredentials.create(
+        "second", first.endpoint, expires, clock, previous=first
+    )
+
+    clock.advance(95)
+    assert second.expired
+
+
+def test_storage_credentials_min_reuse() -> None:
+    clock = Clock()
+    past = clock.now() - timedelta(seconds=30)
+
+    credentials = StorageCredentials.create("t", "https://s/v1/A", past, clock)
+
+    assert not credentials.expired
+    clock.advance(MIN_REUSE.total_seconds())
+    assert credentials.expired
+
+
+def test_storage_credentials_without_min_reuse() -> None:
+    clock = Clock()
+    past = clock.now() - timedelta(seconds=30)
+
+    credentials = StorageCredentials.create(
+        "t", "https://s/v1/A", past, clock, min_reuse=timedelta(0)
+    )
+
     assert credentials.expired
 
 

@@ -1,0 +1,800 @@
+"""Tests for lhubic.connection: settings, storage calls, expiry and threads.
+
+The tests run against the local hubiC service. ``short_server`` is a service
+of this module whose access tokens live 2 s and storage tokens 4 s, so that
+both expire while a test runs. Tests that expire or revoke tokens register a
+user of their own, because the service hands every client of an account the
+same storage token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from swiftclient.exceptions import ClientException
+
+from lhubic import (
+    Clock,
+    Hubic,
+    HubicConfigError,
+    HubicInsecureURL,
+    HubicObjectNotFound,
+)
+from lhubic.security import check_url, is_loopback_host, redact_url
+from lhubic.server import HubicServer
+
+FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
+ENVIRONMENT = (
+    "HUBIC_CLIENT_ID",
+    "HUBIC_CLIENT_SECRET",
+    "HUBIC_USERNAME",
+    "HUBIC_PASSWORD",
+    "HUBIC_REFRESH_TOKEN",
+    "HUBIC_API_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+class ShortServer(HubicServer):
+    """A service whose tokens expire within seconds, with one application."""
+
+    def __init__(self) -> None:
+        super().__init__(access_token_lifetime=2, storage_token_lifetime=4)
+        self.client_id = "api_hubic_short_lived"
+        self.client_secret = secrets.token_urlsafe(16)
+        self.redirect_uri = "http://localhost:8080/"
+
+
+@pytest.fixture(scope="module")
+def short_server() -> Iterator[ShortServer]:
+    with ShortServer() as server:
+        server.add_app(server.client_id, server.client_secret, server.redirect_uri)
+        yield server
+
+
+def new_user(server: Any) -> tuple[str, str]:
+    """Register a user of one test and return its login and password."""
+    login = f"user-{secrets.token_hex(6)}@example.com"
+    password = f"pw {secrets.token_urlsafe(8)} é&%"
+    server.add_user(login, password)
+    return login, password
+
+
+def make_hubic(server: Any, **options: Any) -> Hubic:
+    """Return a Hubic for the session service's test user, or as ``options`` set."""
+    settings: dict[str, Any] = {
+        "client_id": server.app.client_id,
+        "client_secret": server.app.client_secret,
+        "username": server.user.login,
+        "password": server.user.password,
+        "api_url": server.api_url,
+        "redirect_uri": server.app.redirect_uri,
+        **FAST_RETRIES,
+    }
+    settings.update(options)
+    return Hubic(**settings)
+
+
+def make_short_hubic(server: ShortServer, **options: Any) -> Hubic:
+    login, password = new_user(server)
+    settings: dict[str, Any] = {
+        "client_id": server.client_id,
+        "client_secret": server.client_secret,
+        "username": login,
+        "password": password,
+        "api_url": server.api_url,
+        **FAST_RETRIES,
+    }
+    settings.update(options)
+    return Hubic(**settings)
+
+
+# Settings.
+
+
+def test_settings_from_environment(
+    hubic_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBIC_CLIENT_ID", hubic_server.app.client_id)
+    monkeypatch.setenv("HUBIC_CLIENT_SECRET", hubic_server.app.client_secret)
+    monkeypatch.setenv("HUBIC_USERNAME", hubic_server.user.login)
+    monkeypatch.setenv("HUBIC_PASSWORD", hubic_server.user.password)
+    monkeypatch.setenv("HUBIC_API_URL", hubic_server.api_url + "/")
+
+    hubic = Hubic(redirect_uri=hubic_server.app.redirect_uri, **FAST_RETRIES)
+    hubic.os_auth()
+
+    assert hubic.client_id == hubic_server.app.client_id
+    assert hubic.username == hubic_server.user.login
+    assert hubic.api_url == hubic_server.api_url
+    assert hubic.os_auth_token
+
+
+def test_arguments_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBIC_CLIENT_ID", "from-environment")
+    monkeypatch.setenv("HUBIC_API_URL", "https://env.example")
+
+    hubic = Hubic("from-argument", "secret", refresh_token="r", api_url=None)
+
+    assert hubic.client_id == "from-argument"
+    assert hubic.api_url == "https://env.example"
+
+
+def test_default_api_url() -> None:
+    hubic = Hubic("client", "secret", refresh_token="r")
+
+    assert hubic.api_url == "https://api.hubic.com"
+
+
+def test_missing_client_id_names_fix() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic(client_secret="secret", refresh_token="r")
+
+    assert "client_id=" in str(caught.value)
+    assert "HUBIC_CLIENT_ID" in str(caught.value)
+    assert "secret" not in str(caught.value).replace("client secret", "")
+
+
+def test_missing_client_secret_names_fix() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", username="u", password="p")
+
+    assert "client_secret=" in str(caught.value)
+    assert "HUBIC_CLIENT_SECRET" in str(caught.value)
+
+
+def test_missing_login_names_both_ways() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret")
+
+    message = str(caught.value)
+    assert "username=" in message
+    assert "HUBIC_PASSWORD" in message
+    assert "refresh_token=" in message
+    assert "HUBIC_REFRESH_TOKEN" in message
+
+
+def test_username_without_password() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", "user@example.com")
+
+    assert "password=" in str(caught.value)
+    assert "user@example.com" in str(caught.value)
+
+
+def test_empty_environment_counts_as_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUBIC_CLIENT_ID", "")
+
+    with pytest.raises(HubicConfigError):
+        Hubic(client_secret="secret", refresh_token="r")
+
+
+def test_refresh_token_alone_is_enough() -> None:
+    hubic = Hubic("client", "secret", refresh_token="saved")
+
+    assert hubic.refresh_token == "saved"
+    assert hubic.username is None
+
+
+def test_non_string_secret_rejected() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", 12345, refresh_token="r")  # type: ignore[arg-type]
+
+    assert "client_secret must be a string" in str(caught.value)
+    assert "12345" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com",
+        "http://10.0.0.1:8080",
+        "http://127.0.0.1.example.com",
+        "http://localhost.example.com",
+    ],
+)
+def test_insecure_api_url_rejected(url: str) -> None:
+    with pytest.raises(HubicInsecureURL) as caught:
+        Hubic("client", "secret", refresh_token="r", api_url=url)
+
+    assert "https" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1",
+        "http://127.8.9.10",
+        "http://localhost:1",
+        "http://[::1]:1",
+        "https://api.example.com",
+    ],
+)
+def test_loopback_or_https_api_url_accepted(url: str) -> None:
+    hubic = Hubic("client", "secret", refresh_token="r", api_url=url)
+
+    assert hubic.api_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://api.example.com", "api.example.com", "https://"]
+)
+def test_malformed_api_url_rejected(url: str) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", api_url=url)
+
+    assert "api_url" in str(caught.value)
+
+
+def test_api_url_with_password_rejected() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", api_url="https://u:hunter2@api.x")
+
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("option", ["preauthtoken", "preauthurl", "authurl", "key"])
+def test_fixed_connection_option_rejected(option: str) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", **{option: "x"})
+
+    assert option in str(caught.value)
+
+
+def test_storage_url_in_os_options_rejected() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic(
+            "client",
+            "secret",
+            refresh_token="r",
+            os_options={"object_storage_url": "https://s/v1/A"},
+        )
+
+    assert "object_storage_url" in str(caught.value)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "10", (1, 2, 3), True])
+def test_bad_timeout_rejected(timeout: object) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", timeout=timeout)  # type: ignore[arg-type]
+
+    assert "timeout" in str(caught.value)
+
+
+def test_bad_scope_rejected() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", scope="credentials.read")
+
+    assert "credentials.read" in str(caught.value)
+
+
+def test_bad_redirect_uri_rejected() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", redirect_uri="localhost:8080")
+
+    assert "redirect_uri" in str(caught.value)
+
+
+def test_connection_options_applied() -> None:
+    hubic = Hubic(
+        "client",
+        "secret",
+        refresh_token="r",
+        retries=2,
+        starting_backoff=0.5,
+        max_backoff=3,
+        timeout=7,
+        retry_on_ratelimit=False,
+    )
+
+    assert hubic.retries == 2
+    assert hubic.starting_backoff == 0.5
+    assert hubic.max_backoff == 3
+    assert hubic.timeout == 7
+    assert hubic.retry_on_ratelimit is False
+
+
+def test_negative_retries_rejected() -> None:
+    with pytest.raises(HubicConfigError):
+        Hubic("client", "secret", refresh_token="r", retries=-1)
+
+
+def test_original_attributes_before_login() -> None:
+    hubic = Hubic("client", "secret", "user@example.com", "password")
+
+    assert hubic.refresh_token is None
+    assert hubic.access_token is None
+    assert hubic.token_expire is None
+    assert hubic.token_type is None
+    assert hubic.os_auth_token is None
+    assert hubic.os_storage_url is None
+    assert hubic.os_token_expire is None
+
+
+# URL checks.
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("127.255.0.9", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("128.0.0.1", False),
+        ("example.com", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_is_loopback_host(host: str | None, expected: bool) -> None:
+    assert is_loopback_host(host) is expected
+
+
+def test_check_url_names_url_and_fix() -> None:
+    with pytest.raises(HubicInsecureURL) as caught:
+        check_url("http://storage.example/v1/A?x=1", name="storage URL", fix="FIX")
+
+    assert "storage URL" in str(caught.value)
+    assert "FIX" in str(caught.value)
+    assert "x=1" not in str(caught.value)
+
+
+def test_redact_url_hides_sensitive_values() -> None:
+    url = "http://h/oauth/auth/?client_id=app&state=s3cr3t&code=c0de&scope=a.r"
+
+    redacted = redact_url(url)
+
+    assert "s3cr3t" not in redacted
+    assert "c0de" not in redacted
+    assert "client_id=app" in redacted
+    assert "scope=a.r" in redacted
+
+
+# Storage through swiftclient.
+
+
+def test_storage_without_os_auth(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    before = hubic_server.request_count("/1.0/account/credentials")
+
+    headers, containers = hubic.get_account()
+
+    assert "x-account-meta-quota" in headers
+    assert "default" in [container["name"] for container in containers]
+    assert hubic_server.request_count("/1.0/account/credentials") == before + 1
+    assert hubic.os_auth_token is not None
+    assert hubic.os_token_expire is not None
+    assert hubic.os_token_expire > time.time()
+
+
+def test_os_auth_fetches_credentials(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    hubic.os_auth()
+    before = hubic_server.request_count("/1.0/account/credentials")
+
+    hubic.os_auth()
+    hubic.head_account()
+
+    assert hubic_server.request_count("/1.0/account/credentials") == before + 1
+
+
+def test_put_get_head_delete(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    name = f"connection/{secrets.token_hex(4)}.bin"
+    data = secrets.token_bytes(3000)
+
+    etag = hubic.put_object("default", name, data)
+    _, body = hubic.get_object("default", name)
+    head = hubic.head_object("default", name)
+    hubic.delete_object("default", name)
+
+    assert etag == hashlib.md5(data).hexdigest()  # noqa: S324 - Swift's ETag
+    assert body == data
+    assert int(head["content-length"]) == len(data)
+    with pytest.raises(HubicObjectNotFound):
+        hubic.head_object("default", name)
+
+
+def test_missing_object_not_found(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+
+    with pytest.raises(HubicObjectNotFound) as caught:
+        hubic.get_object("default", "no/such/object")
+
+    error = caught.value
+    assert isinstance(error, ClientException)
+    assert error.http_status == 404
+    assert error.container == "default"
+    assert error.obj == "no/such/object"
+    assert isinstance(error.__cause__, ClientException)
+    assert "no/such/object" in str(error)
+
+
+def test_missing_container_not_found(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+
+    with pytest.raises(HubicObjectNotFound) as caught:
+        hubic.get_container("no-such-container")
+
+    assert caught.value.container == "no-such-container"
+    assert caught.value.obj is None
+    assert "container 'no-such-container' not found" in str(caught.value)
+
+
+def test_put_into_missing_container(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+
+    with pytest.raises(HubicObjectNotFound) as caught:
+        hubic.put_object("no-such-container", "a", b"data")
+
+    assert caught.value.container == "no-such-container"
+    assert caught.value.obj is None
+
+
+def test_repr_hides_secrets(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    hubic.os_auth()
+
+    text = repr(hubic)
+
+    for secret in (
+        hubic_server.app.client_secret,
+        hubic_server.user.password,
+        hubic.refresh_token,
+        hubic.access_token,
+        hubic.os_auth_token,
+    ):
+        assert secret
+        assert secret not in text
+    assert repr(hubic.storage_credentials).count(hubic.os_auth_token or "-") == 0
+
+
+# Expiry and re-authentication.
+
+
+def test_storage_401_fetches_new_credentials(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    hubic = make_hubic(hubic_server, username=login, password=password, retries=0)
+    hubic.get_account()
+    old_token = hubic.os_auth_token
+    before = hubic_server.request_count("/1.0/account/credentials")
+
+    hubic_server.expire_storage_tokens()
+    hubic.get_account()
+
+    assert hubic_server.request_count("/1.0/account/credentials") == before + 1
+    assert hubic.os_auth_token != old_token
+    assert hubic.token == hubic.os_auth_token
+
+
+def test_revoked_tokens_log_in_again(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    hubic = make_hubic(hubic_server, username=login, password=password)
+    hubic.get_account()
+    old_refresh = hubic.refresh_token
+
+    hubic_server.revoke_tokens(login)
+    headers, _ = hubic.get_account()
+
+    assert "x-account-meta-quota" in headers
+    assert hubic.refresh_token != old_refresh
+
+
+def test_client_clock_renews_credentials(hubic_server: Any) -> None:
+    clock = Clock()
+    hubic = make_hubic(hubic_server, clock=clock)
+    hubic.head_account()
+    old_access = hubic.access_token
+    before = hubic_server.request_count("/1.0/account/credentials")
+
+    clock.advance(25 * 3600)
+    hubic.head_account()
+    hubic.head_account()
+
+    # The service hands back its current token, whose stated expiry is in
+    # this client's past; the minimum reuse time stops a second fetch.
+    assert hubic_server.request_count("/1.0/account/credentials") == before + 1
+    assert hubic.access_token != old_access
+
+
+def test_both_expiries_during_use(short_server: ShortServer) -> None:
+    hubic = make_short_hubic(short_server)
+    hubic.os_auth()
+    first_access = hubic.access_token
+    first_storage = hubic.os_auth_token
+    refreshes = short_server.request_count("/oauth/token")
+    fetches = short_server.request_count("/1.0/account/credentials")
+
+    deadline = time.monotonic() + 5.5
+    calls = 0
+    while time.monotonic() < deadline:
+        hubic.head_account()
+        hubic.hubic_get("/account/usage")
+        calls += 1
+        time.sleep(0.1)
+
+    assert calls > 20
+    assert short_server.request_count("/oauth/token") - refreshes >= 2
+    assert short_server.request_count("/1.0/account/credentials") - fetches >= 1
+    assert hubic.access_token != first_access
+    assert hubic.os_auth_token != first_storage
+
+
+def _run_threads(count: int, work: Any) -> list[BaseException]:
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            work(index)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_eight_threads_one_fetch_on_401(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    hubic = make_hubic(hubic_server, username=login, password=password)
+    hubic.os_auth()
+    old_token = hubic.os_auth_token
+    hubic_server.expire_storage_tokens()
+    before = hubic_server.request_count("/1.0/account/credentials")
+    tokens: dict[int, str | None] = {}
+
+    def work(index: int) -> None:
+        hubic.head_account()
+        tokens[index] = hubic.token
+
+    errors = _run_threads(8, work)
+
+    assert errors == []
+    assert hubic_server.request_count("/1.0/account/credentials") == before + 1
+    assert hubic.os_auth_token != old_token
+    assert set(tokens.values()) == {hubic.os_auth_token}
+
+
+def test_eight_threads_through_natural_expiry(short_server: ShortServer) -> None:
+    hubic = make_short_hubic(short_server)
+    hubic.os_auth()
+    first_token = hubic.os_auth_token
+    before = short_server.request_count("/1.0/account/credentials")
+    deadline = time.monotonic() + 5.5
+    last_tokens: dict[int, str | None] = {}
+    calls: list[int] = []
+
+    def work(index: int) -> None:
+        while time.monotonic() < deadline:
+            hubic.head_account()
+            calls.append(index)
+            time.sleep(0.05)
+        last_tokens[index] = hubic.token
+
+    errors = _run_threads(8, work)
+    fetches = short_server.request_count("/1.0/account/credentials") - before
+
+    assert errors == []
+    assert len(calls) > 100
+    assert set(last_tokens.values()) == {hubic.os_auth_token}
+    assert hubic.os_auth_token != first_token
+    # One fetch after the token died, plus at most one early renewal that the
+    # service answers with the token it still considers current.
+    assert 1 <= fetches <= 2
+
+
+def test_threads_keep_own_connections(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    prefix = f"threads/{secrets.token_hex(4)}"
+    connections: dict[int, int] = {}
+
+    def work(index: int) -> None:
+        for round_number in range(4):
+            name = f"{prefix}/{index}-{round_number}"
+            data = secrets.token_bytes(1000 + index * 100 + round_number)
+            hubic.put_object("default", name, data)
+            _, body = hubic.get_object("default", name)
+            assert body == data
+        connections[index] = id(hubic.http_conn)
+
+    errors = _run_threads(8, work)
+    _, listing = hubic.get_container("default", prefix=prefix + "/")
+
+    assert errors == []
+    assert len(set(connections.values())) == 8
+    assert len(listing) == 32
+
+
+def test_close_closes_this_thread_only(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    hubic.head_account()
+    other: dict[str, Any] = {}
+
+    def in_thread() -> None:
+        hubic.head_account()
+        other["before"] = hubic.http_conn
+        hubic.close()
+        other["after"] = hubic.http_conn
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+
+    assert other["before"] is not None
+    assert other["after"] is None
+    assert hubic.http_conn is not None
+
+
+def test_http_connection_rejects_insecure_url() -> None:
+    hubic = Hubic("client", "secret", refresh_token="r")
+
+    with pytest.raises(HubicInsecureURL):
+        hubic.http_connection("http://storage.example.com/v1/AUTH_x")
+
+
+def test_timeout_reaches_storage_connection(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server, timeout=9)
+    hubic.head_account()
+
+    assert hubic.http_conn[1].requests_args["timeout"] == 9
+
+
+# A storage URL that the local service cannot be made to return.
+
+
+class CredentialsStandIn:
+    """An API on 127.0.0.1 that grants any refresh token and returns ``endpoint``."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.requests: list[str] = []
+        outer = self
+
+        class RequestHandler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.requests.append(self.path)
+                length = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(length)
+                self._send_json({"access_token": "a", "expires_in": 3600})
+
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                expires = "2099-01-01T00:00:00+01:00"
+                self._send_json(
+                    {"token": "t", "endpoint": endpoint, "expires": expires}
+                )
+
+            def _send_json(self, payload: dict[str, Any]) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def insecure_endpoint_api() -> Iterator[CredentialsStandIn]:
+    stand_in = CredentialsStandIn("http://storage.example.com/v1/AUTH_abc")
+    yield stand_in
+    stand_in.stop()
+
+
+def test_insecure_storage_url_rejected(
+    insecure_endpoint_api: CredentialsStandIn,
+) -> None:
+    hubic = Hubic(
+        "client", "secret", refresh_token="r", api_url=insecure_endpoint_api.url
+    )
+
+    with pytest.raises(HubicInsecureURL) as caught:
+        hubic.get_account()
+
+    assert "storage.example.com" in str(caught.value)
+    assert hubic.url is None
+    assert hubic.os_auth_token is None
+    assert insecure_endpoint_api.requests[-1] == "/1.0/account/credentials"
+
+
+# The token store.
+
+
+def test_token_store_saves_and_restores(hubic_server: Any, tmp_path: Any) -> None:
+    path = tmp_path / "tokens.json"
+    first = make_hubic(hubic_server, token_store=str(path))
+    first.get_account()
+
+    record = json.loads(path.read_text())
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    logins = hubic_server.request_count("/oauth/")
+    fetches = hubic_server.request_count("/1.0/account/credentials")
+
+    second = Hubic(
+        hubic_server.app.client_id,
+        hubic_server.app.client_secret,
+        api_url=hubic_server.api_url,
+        token_store=path,
+    )
+    second.get_account()
+
+    assert mode == 0o600
+    assert record["refresh_token"] == first.refresh_token
+    assert record["storage_token"] == first.os_auth_token
+    assert record["client_id"] == hubic_server.app.client_id
+    assert second.refresh_token == first.refresh_token
+    assert hubic_server.request_count("/oauth/") == logins
+    assert hubic_server.request_count("/1.0/account/credentials") == fetches
+
+
+def test_token_store_of_other_client_ignored(hubic_server: Any, tmp_path: Any) -> None:
+    path = tmp_path / "tokens.json"
+    make_hubic(hubic_server, token_store=path).head_account()
+
+    with pytest.raises(HubicConfigError):
+        Hubic(
+            "api_hubic_other_client",
+            "secret",
+            api_url=hubic_server.api_url,
+            token_store=path,
+        )
+
+
+def test_expired_stored_tokens_renewed(hubic_server: Any, tmp_path: Any) -> None:
+    path = tmp_path / "tokens.json"
+    make_hubic(hubic_server, token_store=path).head_account()
+    record = json.loads(path.read_text())
+    record["access_token_expires"] = "2000-01-01T00:00:00+00:00"
+    record["storage_token_expires"] = "2000-01-01T00:00:00+01:00"
+    path.write_text(json.dumps(record))
+
+    hubic = Hubic(
+        hubic_server.app.client_id,
+        hubic_server.app.client_secret,
+        api_url=hubic_server.api_url,
+        token_store=path,
+    )
+
+    assert hubic.access_token is None
+    assert hubic.os_auth_token is None
+    hubic.head_account()
+    assert hubic.os_auth_token

@@ -1,0 +1,461 @@
+"""Tests for the REST helpers hubic_get, hubic_post and hubic_delete.
+
+They run against the local hubiC service, except the redirect tests: the
+service never redirects an API call, so two small HTTP servers on 127.0.0.1
+stand in for an API that redirects and for the host it redirects to.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lhubic import (
+    Hubic,
+    HubicAccessFailure,
+    HubicInputError,
+    HubicInsecureURL,
+    HubicInsufficientScope,
+    HubicRateLimited,
+    HubicTokenFailure,
+    HubicTokenRevoked,
+)
+from lhubic.security import GuardedStorageSession
+from lhubic.server.faults import Faults
+
+FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
+
+
+@pytest.fixture(autouse=True)
+def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "HUBIC_CLIENT_ID",
+        "HUBIC_CLIENT_SECRET",
+        "HUBIC_USERNAME",
+        "HUBIC_PASSWORD",
+        "HUBIC_REFRESH_TOKEN",
+        "HUBIC_API_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def new_user(server: Any) -> tuple[str, str]:
+    """Register a user of one test and return its login and password."""
+    login = f"rest-{secrets.token_hex(6)}@example.com"
+    password = f"pw {secrets.token_urlsafe(8)}"
+    server.add_user(login, password)
+    return login, password
+
+
+def make_hubic(server: Any, **options: Any) -> Hubic:
+    settings: dict[str, Any] = {
+        "client_id": server.app.client_id,
+        "client_secret": server.app.client_secret,
+        "username": server.user.login,
+        "password": server.user.password,
+        "api_url": server.api_url,
+        "redirect_uri": server.app.redirect_uri,
+        "scope": server.scope,
+        **FAST_RETRIES,
+    }
+    settings.update(options)
+    return Hubic(**settings)
+
+
+def refresh_only_hubic(server: Any, refresh_token: str | None) -> Hubic:
+    return Hubic(
+        server.app.client_id,
+        server.app.client_secret,
+        refresh_token=refresh_token,
+        api_url=server.api_url,
+        **FAST_RETRIES,
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_hubic(hubic_server: Any) -> Hubic:
+    """One logged-in Hubic for the read-only tests of this module."""
+    hubic = make_hubic(hubic_server)
+    hubic.hubic_get("/account")
+    return hubic
+
+
+# Calls that work.
+
+
+def test_get_account(hubic_server: Any, shared_hubic: Hubic) -> None:
+    response = shared_hubic.hubic_get("/account")
+
+    assert response.status_code == 200
+    assert response.json()["email"] == hubic_server.user.login
+
+
+@pytest.mark.parametrize(
+    "path", ["/account/usage", "/1.0/account/usage", "account/usage"]
+)
+def test_path_forms_reach_same_call(shared_hubic: Hubic, path: str) -> None:
+    response = shared_hubic.hubic_get(path)
+
+    assert response.url.endswith("/1.0/account/usage")
+    assert set(response.json()) == {"quota", "used"}
+
+
+def test_credentials_like_original(shared_hubic: Hubic) -> None:
+    result = shared_hubic.hubic_get("/account/credentials").json()
+
+    assert result["endpoint"].startswith("http://127.0.0.1:")
+    assert result["token"]
+
+
+def test_links_post_list_delete(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    hubic = make_hubic(hubic_server, username=login, password=password)
+    hubic.put_object("default", "shared/report.txt", b"quarterly figures")
+    link = {
+        "comment": "for the team",
+        "container": "default",
+        "mode": "ro",
+        "ttl": "5",
+        "type": "file",
+        "uri": "/shared/report.txt",
+    }
+
+    created = hubic.hubic_post("/account/links", link)
+    listed = hubic.hubic_get("/account/getAllLinks").json()
+    deleted = hubic.hubic_delete("/account/links/shared/report.txt")
+    after = hubic.hubic_get("/account/getAllLinks").json()
+
+    assert created.status_code in (200, 201)
+    assert created.json()["indirectUrl"]
+    assert [entry["uri"] for entry in listed] == ["/shared/report.txt"]
+    assert 200 <= deleted.status_code < 300
+    assert after == []
+
+
+# Bad input, rejected before anything is sent.
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "",
+        "   ",
+        "https://elsewhere.example/1.0/account",
+        "//elsewhere.example/account",
+        "/account/../../oauth/token",
+        "/account\r\nX-Injected: 1",
+        "/account usage",
+        None,
+        42,
+    ],
+)
+def test_bad_path_rejected_before_sending(
+    hubic_server: Any, shared_hubic: Hubic, path: Any
+) -> None:
+    before = hubic_server.request_count("/")
+
+    with pytest.raises(HubicInputError) as caught:
+        shared_hubic.hubic_get(path)
+
+    assert repr(path) in str(caught.value)
+    assert hubic_server.request_count("/") == before
+
+
+# Failures with the service's error fields.
+
+
+def test_unknown_path_access_failure(shared_hubic: Hubic) -> None:
+    with pytest.raises(HubicAccessFailure) as caught:
+        shared_hubic.hubic_get("/account/no-such-call")
+
+    assert caught.value.status == 404
+    assert "/1.0/account/no-such-call" in str(caught.value)
+
+
+def test_missing_arguments_access_failure(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    hubic = make_hubic(hubic_server, username=login, password=password)
+
+    with pytest.raises(HubicAccessFailure) as caught:
+        hubic.hubic_post("/account/links", {"comment": "no uri"})
+
+    assert caught.value.status == 400
+    assert caught.value.error == "invalid_request"
+    assert "invalid_request" in str(caught.value)
+
+
+def test_scope_missing_entry_point(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server, scope="usage.r,credentials.r")
+
+    with pytest.raises(HubicInsufficientScope) as caught:
+        hubic.hubic_get("/account")
+
+    assert caught.value.error == "insufficient_scope"
+    assert caught.value.status == 400
+
+
+# Expired and revoked tokens.
+
+
+def test_expired_access_token_refreshed_once(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    hubic = make_hubic(hubic_server, username=login, password=password)
+    hubic.hubic_get("/account")
+    old_access = hubic.access_token
+    before = hubic_server.request_count("/oauth/token")
+
+    hubic_server.expire_access_tokens(login)
+    response = hubic.hubic_get("/account")
+
+    assert response.json()["email"] == login
+    assert hubic_server.request_count("/oauth/token") == before + 1
+    assert hubic.access_token != old_access
+
+
+def test_revoked_with_password_logs_in_again(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    hubic = make_hubic(hubic_server, username=login, password=password)
+    hubic.hubic_get("/account")
+    old_refresh = hubic.refresh_token
+    forms = hubic_server.request_count("/oauth/auth")
+
+    hubic_server.revoke_tokens(login)
+    response = hubic.hubic_get("/account")
+
+    assert response.json()["email"] == login
+    assert hubic_server.request_count("/oauth/auth") == forms + 2
+    assert hubic.refresh_token != old_refresh
+
+
+def test_revoked_without_password_raises(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    first = make_hubic(hubic_server, username=login, password=password)
+    first.hubic_get("/account")
+    hubic = refresh_only_hubic(hubic_server, first.refresh_token)
+    hubic.hubic_get("/account")
+
+    hubic_server.revoke_tokens(login)
+    with pytest.raises(HubicTokenRevoked) as caught:
+        hubic.hubic_get("/account")
+
+    assert caught.value.status == 403
+    assert caught.value.error_description == "revoked"
+    assert "log in again" in str(caught.value)
+
+
+def test_revoked_refresh_token_raises(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    first = make_hubic(hubic_server, username=login, password=password)
+    first.hubic_get("/account")
+
+    hubic_server.revoke_tokens(login)
+    hubic = refresh_only_hubic(hubic_server, first.refresh_token)
+    with pytest.raises(HubicTokenFailure) as caught:
+        hubic.hubic_get("/account")
+
+    assert caught.value.status == 400
+    assert "log in again" in str(caught.value)
+    assert hubic.access_token is None
+
+
+def test_revoked_refresh_token_uses_password(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server)
+    first = make_hubic(hubic_server, username=login, password=password)
+    first.hubic_get("/account")
+    hubic_server.revoke_tokens(login)
+
+    hubic = make_hubic(
+        hubic_server,
+        username=login,
+        password=password,
+        refresh_token=first.refresh_token,
+    )
+    response = hubic.hubic_get("/account")
+
+    assert response.json()["email"] == login
+    assert hubic.refresh_token != first.refresh_token
+
+
+# Rate limits.
+
+
+def test_rate_limit_retried(
+    hubic_server: Any, shared_hubic: Hubic, hubic_faults: Faults
+) -> None:
+    hubic_faults.api_rate_limited(2)
+    before = hubic_server.request_count("/1.0/account/usage")
+
+    response = shared_hubic.hubic_get("/account/usage")
+
+    assert response.status_code == 200
+    assert hubic_server.request_count("/1.0/account/usage") == before + 3
+
+
+def test_rate_limit_honours_retry_after(
+    shared_hubic: Hubic, hubic_faults: Faults
+) -> None:
+    hubic_faults.api_rate_limited(1, status=429, retry_after=1)
+    started = time.monotonic()
+
+    shared_hubic.hubic_get("/account/usage")
+
+    assert time.monotonic() - started >= 1.0
+
+
+def test_rate_limit_past_budget(hubic_server: Any, hubic_faults: Faults) -> None:
+    hubic = make_hubic(hubic_server, retries=1)
+    hubic.hubic_get("/account")
+    hubic_faults.api_rate_limited(50)
+
+    with pytest.raises(HubicRateLimited) as caught:
+        hubic.hubic_get("/account/usage")
+
+    assert caught.value.status == 509
+    assert "/1.0/account/usage" in str(caught.value)
+
+
+# Redirects, through stand-ins on 127.0.0.1.
+
+
+class RecordingServer:
+    """An HTTP server on 127.0.0.1 that records request headers.
+
+    With ``redirect_to`` set, every ``/1.0/`` GET is redirected there; token
+    requests get an access token, and anything else a JSON object.
+    """
+
+    def __init__(self, redirect_to: str | None = None) -> None:
+        self.headers: list[dict[str, str]] = []
+        outer = self
+
+        class RequestHandler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.headers.append(dict(self.headers))
+                if redirect_to is not None and self.path.startswith("/1.0/"):
+                    self.send_response(302)
+                    self.send_header("Location", redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self._send_json({"reached": self.path})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                self.rfile.read(length)
+                self._send_json({"access_token": "a-token", "expires_in": 3600})
+
+            def _send_json(self, payload: dict[str, Any]) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def other_host() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    yield server
+    server.stop()
+
+
+def _redirecting_api(target: str) -> RecordingServer:
+    return RecordingServer(redirect_to=target)
+
+
+def test_redirect_to_other_host_drops_authorization(
+    other_host: RecordingServer,
+) -> None:
+    # "localhost" and "127.0.0.1" name the same machine but are different hosts.
+    api = _redirecting_api(f"http://localhost:{other_host.port}/elsewhere")
+    try:
+        hubic = Hubic(
+            "client",
+            "secret",
+            refresh_token="r",
+            api_url=f"http://127.0.0.1:{api.port}",
+        )
+        response = hubic.hubic_get("/account")
+    finally:
+        api.stop()
+
+    assert response.json() == {"reached": "/elsewhere"}
+    assert "Authorization" in api.headers[0]
+    assert "Authorization" not in other_host.headers[0]
+
+
+def test_redirect_same_origin_keeps_authorization() -> None:
+    api = _redirecting_api("/same-host")
+    try:
+        hubic = Hubic(
+            "client",
+            "secret",
+            refresh_token="r",
+            api_url=f"http://127.0.0.1:{api.port}",
+        )
+        hubic.hubic_get("/account")
+    finally:
+        api.stop()
+
+    assert len(api.headers) == 2
+    assert api.headers[1]["Authorization"] == "Bearer a-token"
+
+
+def test_redirect_to_plain_http_host_rejected() -> None:
+    api = _redirecting_api("http://elsewhere.example/collect")
+    try:
+        hubic = Hubic(
+            "client",
+            "secret",
+            refresh_token="r",
+            api_url=f"http://127.0.0.1:{api.port}",
+        )
+        with pytest.raises(HubicInsecureURL) as caught:
+            hubic.hubic_get("/account")
+    finally:
+        api.stop()
+
+    assert "elsewhere.example" in str(caught.value)
+    assert "redirect" in str(caught.value)
+
+
+def test_storage_redirect_drops_token_header(other_host: RecordingServer) -> None:
+    api = _redirecting_api(f"http://localhost:{other_host.port}/elsewhere")
+    session = GuardedStorageSession()
+    try:
+        session.get(
+            f"http://127.0.0.1:{api.port}/1.0/object",
+            headers={"X-Auth-Token": "storage-token", "X-Storage-Token": "t"},
+            timeout=5,
+        )
+    finally:
+        session.close()
+        api.stop()
+
+    assert api.headers[0]["X-Auth-Token"] == "storage-token"
+    assert "X-Auth-Token" not in other_host.headers[0]
+    assert "X-Storage-Token" not in other_host.headers[0]
