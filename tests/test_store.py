@@ -7,13 +7,17 @@ import logging
 import multiprocessing
 import os
 import pathlib
+import secrets
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from lhubic import Hubic
 from lhubic.exceptions import HubicConfigError, HubicInputError
 from lhubic.store import (
     RECORD_KEYS,
@@ -552,3 +556,228 @@ def test_make_token_store_rejects_other_types(value: Any, type_name: str) -> Non
 
     assert "load() and save()" in str(caught.value)
     assert type_name in str(caught.value)
+
+
+# Hubic with a token store, against the local service.
+
+HUBIC_VARIABLES = (
+    "HUBIC_CLIENT_ID",
+    "HUBIC_CLIENT_SECRET",
+    "HUBIC_USERNAME",
+    "HUBIC_PASSWORD",
+    "HUBIC_REFRESH_TOKEN",
+    "HUBIC_API_URL",
+)
+
+# The child process builds a Hubic from the token store alone (no login, no
+# password, no refresh token) and prints the object it downloads.
+CHILD_SCRIPT = """
+import sys
+from lhubic import Hubic
+
+client_id, client_secret, api_url, redirect_uri, store, container, name = sys.argv[1:]
+hubic = Hubic(
+    client_id,
+    client_secret,
+    api_url=api_url,
+    redirect_uri=redirect_uri,
+    token_store=store,
+)
+headers, body = hubic.get_object(container, name)
+sys.stdout.write(body.decode("utf-8"))
+"""
+
+
+@pytest.fixture
+def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in HUBIC_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _new_user(server: Any) -> tuple[str, str]:
+    login = f"store-{secrets.token_hex(6)}@example.com"
+    password = f"pw {secrets.token_urlsafe(8)}"
+    server.add_user(login, password)
+    return login, password
+
+
+def _store_hubic(server: Any, login: str, password: str, store: Any) -> Hubic:
+    return Hubic(
+        server.app.client_id,
+        server.app.client_secret,
+        login,
+        password,
+        api_url=server.api_url,
+        redirect_uri=server.app.redirect_uri,
+        token_store=store,
+        starting_backoff=0.02,
+        max_backoff=0.1,
+    )
+
+
+def _download_in_child(server: Any, store: pathlib.Path, name: str) -> str:
+    environment = {
+        key: value for key, value in os.environ.items() if key not in HUBIC_VARIABLES
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD_SCRIPT,
+            server.app.client_id,
+            server.app.client_secret,
+            server.api_url,
+            server.app.redirect_uri,
+            str(store),
+            "default",
+            name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _counts(server: Any) -> dict[str, int]:
+    return {
+        "all": server.request_count("/"),
+        "auth": server.request_count("/oauth/auth"),
+        "token": server.request_count("/oauth/token"),
+        "credentials": server.request_count("/1.0/account/credentials"),
+    }
+
+
+def test_new_process_sends_no_service_requests(
+    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+) -> None:
+    login, password = _new_user(hubic_server)
+    first = _store_hubic(hubic_server, login, password, store_path)
+    first.put_object("default", "saved-login.txt", b"stored once")
+    before = _counts(hubic_server)
+
+    output = _download_in_child(hubic_server, store_path, "saved-login.txt")
+
+    assert output == "stored once"
+    assert _counts(hubic_server) == before
+
+
+def test_new_process_refreshes_without_password(
+    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+) -> None:
+    login, password = _new_user(hubic_server)
+    first = _store_hubic(hubic_server, login, password, store_path)
+    first.put_object("default", "refreshed.txt", b"after refresh")
+    saved = FileTokenStore(store_path).update(
+        {
+            "access_token_expires": "2000-01-01T00:00:00+00:00",
+            "storage_token_expires": "2000-01-01T00:00:00+00:00",
+        }
+    )
+    before = _counts(hubic_server)
+
+    output = _download_in_child(hubic_server, store_path, "refreshed.txt")
+
+    after = _counts(hubic_server)
+    record = FileTokenStore(store_path).load()
+    assert output == "after refresh"
+    assert after["auth"] == before["auth"]
+    assert after["token"] == before["token"] + 1
+    assert after["credentials"] == before["credentials"] + 1
+    assert record is not None
+    assert record["refresh_token"] == saved["refresh_token"]
+    assert record["access_token"] != saved["access_token"]
+    assert record["access_token_expires"] > "2001"
+    assert record["storage_token_expires"] > "2001"
+
+
+def test_hubic_renewal_keeps_unknown_keys(
+    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+) -> None:
+    login, password = _new_user(hubic_server)
+    _store_hubic(hubic_server, login, password, store_path).head_account()
+    FileTokenStore(store_path).update({"note": "written by another tool"})
+
+    hubic = _store_hubic(hubic_server, login, password, store_path)
+    hubic_server.expire_storage_tokens()
+    hubic.head_account()
+
+    record = FileTokenStore(store_path).load()
+    assert record is not None
+    assert record["note"] == "written by another tool"
+    assert record["storage_token"] == hubic.os_auth_token
+
+
+def test_hubic_store_file_is_private(
+    hubic_server: Any,
+    store_path: pathlib.Path,
+    no_hubic_environment: None,
+    wide_umask: None,
+) -> None:
+    login, password = _new_user(hubic_server)
+
+    _store_hubic(hubic_server, login, password, store_path).head_account()
+
+    assert _mode(store_path) == 0o600
+
+
+def test_hubic_corrupt_store_raises_before_sending(
+    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+) -> None:
+    login, password = _new_user(hubic_server)
+    store_path.write_text("{not json", "utf-8")
+    before = hubic_server.request_count("/")
+
+    with pytest.raises(HubicConfigError) as caught:
+        _store_hubic(hubic_server, login, password, store_path)
+
+    assert str(store_path) in str(caught.value)
+    assert hubic_server.request_count("/") == before
+    assert store_path.read_text("utf-8") == "{not json"
+
+
+def test_hubic_accepts_store_object(
+    hubic_server: Any, no_hubic_environment: None
+) -> None:
+    login, password = _new_user(hubic_server)
+    memory = _MemoryStore()
+
+    first = _store_hubic(hubic_server, login, password, memory)
+    first.head_account()
+    before = _counts(hubic_server)
+    second = Hubic(
+        hubic_server.app.client_id,
+        hubic_server.app.client_secret,
+        api_url=hubic_server.api_url,
+        token_store=memory,
+    )
+    second.head_account()
+
+    assert memory.record is not None
+    assert memory.record["storage_token"] == first.os_auth_token
+    assert _counts(hubic_server) == before
+
+
+def test_hubic_store_logs_hide_tokens(
+    hubic_server: Any,
+    store_path: pathlib.Path,
+    no_hubic_environment: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    login, password = _new_user(hubic_server)
+
+    with caplog.at_level(logging.DEBUG):
+        hubic = _store_hubic(hubic_server, login, password, store_path)
+        hubic.head_account()
+        hubic_server.expire_access_tokens(login)
+        hubic_server.expire_storage_tokens()
+        hubic.head_account()
+
+    record = FileTokenStore(store_path).load()
+    assert record is not None
+    for key in ("refresh_token", "access_token", "storage_token"):
+        assert record[key] not in caplog.text, key
+    assert password not in caplog.text
