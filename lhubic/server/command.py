@@ -1,7 +1,7 @@
 """``lhubic server``: run the local hubiC service in the foreground.
 
 The command prints the API URL and a line starting with ``ready`` once the
-service answers, then runs until SIGINT (Ctrl-C) or SIGTERM, and stops Swift
+service responds, then runs until SIGINT (Ctrl-C) or SIGTERM, and stops Swift
 and the HTTP service before it exits with status 0. Without ``--config`` it
 registers a demonstration application and user; docs/local-service.md lists
 their credentials.

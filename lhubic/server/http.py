@@ -1,8 +1,8 @@
-"""The WSGI router, JSON and error answers, and the threaded HTTP server.
+"""The WSGI router, JSON and error responses, and the threaded HTTP server.
 
 The server is the standard library's `wsgiref` server with one thread per
 request, bound to 127.0.0.1. Every exception a handler lets through becomes the
-protocol's 500 server_error/please retry answer, so a client never sees a
+protocol's 500 server_error/please retry response, so a client never sees a
 traceback.
 """
 
@@ -94,7 +94,7 @@ def parse_form(text: str) -> dict[str, list[str]]:
 
 @dataclass
 class Response:
-    """An HTTP answer: status, headers and body."""
+    """An HTTP response: status, headers and body."""
 
     status: int
     headers: list[tuple[str, str]]
@@ -114,7 +114,7 @@ def json_error(
     description: str,
     headers: Iterable[tuple[str, str]] = (),
 ) -> Response:
-    """Return the protocol's error answer: ``{"error", "error_description"}``."""
+    """Return the protocol's error response: ``{"error", "error_description"}``."""
     payload = {"error": error, "error_description": description}
     return json_response(status, payload, headers)
 
@@ -204,6 +204,13 @@ class WsgiApp:
             request = _read_request(environ, method, path)
             response = self._dispatch(request)
         except ProtocolError as error:
+            logger.info(
+                "%s %s rejected: %s/%s",
+                method,
+                path,
+                error.error,
+                error.error_description,
+            )
             response = json_error(
                 error.status or 400,
                 error.error or "invalid_request",
@@ -284,7 +291,9 @@ class _RequestHandler(WSGIRequestHandler):
         return
 
     def log_error(self, format: str, *args: Any) -> None:
-        logger.warning("HTTP error from %s: %s", self.client_address[0], format % args)
+        logger.warning(
+            "malformed HTTP request from %s: %s", self.client_address[0], format % args
+        )
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -332,8 +341,8 @@ class HttpService:
             target=server.serve_forever,
             kwargs={"poll_interval": 0.1},
             name=f"lhubic-http-{self.port}",
-            # The request threads are joined by stop(); this one only waits
-            # for connections, so it must not keep the interpreter alive if
+            # stop() joins the request threads. This thread only accepts
+            # connections, and must not keep the interpreter alive when
             # stop() is never called.
             daemon=True,
         )

@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 AUTHENTICATION_FAILED = "Authentication failed, please check your credentials"
 
-# What the consent page says each entry point gives access to.
+# Consent page labels: what each scope entry point gives access to.
 _ENTRY_POINT_LABELS = {
     "credentials": "your files (storage credentials)",
     "account": "your account details",
@@ -86,6 +86,16 @@ class _AuthorizationRequest:
     scope: Scope
     state: str | None
     response_type: str
+
+    @classmethod
+    def from_form(cls, form: LoginForm) -> _AuthorizationRequest:
+        return cls(
+            form.client_id,
+            form.redirect_uri,
+            form.scope,
+            form.state,
+            form.response_type,
+        )
 
 
 def _first(fields: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -155,9 +165,8 @@ class OAuthPages:
         if not client_id or not redirect_uri:
             return self._error_page(request, "invalid_request", "missing arguments")
 
-        # The redirect URI is only trusted once it matches the registered one;
-        # until then errors go to the service's own error page (RFC 6749,
-        # section 4.1.2.1).
+        # Until the redirect URI matches the registered one, it is not trusted,
+        # so errors go to the service's own error page (RFC 6749, 4.1.2.1).
         app = self.state.app(client_id)
         if app is None:
             return self._error_page(
@@ -215,22 +224,16 @@ class OAuthPages:
 
         form = self.state.take_form(oauth)
         if form is None:
-            # NOTE: hubiC's answer to a used or expired oauth number is not on
-            # record; the application has to start again from GET /oauth/auth/.
+            # NOTE: hubiC's response to a used or expired oauth number is not on
+            # record. The application has to start again from GET /oauth/auth/.
             return self._error_page(
                 request, "invalid_request", "expired or unknown oauth number"
             )
 
-        checked = _AuthorizationRequest(
-            form.client_id,
-            form.redirect_uri,
-            form.scope,
-            form.state,
-            form.response_type,
-        )
+        checked = _AuthorizationRequest.from_form(form)
         action = _first(fields, "action")
         if action == "refused":
-            logger.info("a user refused client %s", form.client_id)
+            logger.info("a user denied access to client %s", form.client_id)
             return self._redirect_error(
                 checked, "access_denied", "the user refused access"
             )
@@ -242,10 +245,10 @@ class OAuthPages:
         if user is None:
             logger.info("login failed for %r on client %s", login, form.client_id)
             return self._form_again(form, login)
-        return self._grant(checked, form, user, fields)
+        return self._grant(form, user, fields)
 
     def _page_without_location(self, oauth: str | None) -> Response:
-        # hubiC sometimes answered a correct POST with a 200 and no Location.
+        # hubiC sometimes returned a 200 without Location to a correct POST.
         # The form is shown again and stays usable, so a retry can succeed.
         form = self.state.peek_form(oauth) if oauth else None
         if form is None:
@@ -270,12 +273,9 @@ class OAuthPages:
         return html_response(200, page)
 
     def _grant(
-        self,
-        checked: _AuthorizationRequest,
-        form: LoginForm,
-        user: UserRecord,
-        fields: Mapping[str, Sequence[str]],
+        self, form: LoginForm, user: UserRecord, fields: Mapping[str, Sequence[str]]
     ) -> Response:
+        checked = _AuthorizationRequest.from_form(form)
         ticked = {
             entry_point: [
                 letter for value in fields.get(entry_point, ()) for letter in value
@@ -284,8 +284,8 @@ class OAuthPages:
         }
         scope = form.scope.restrict(ticked)
         if not scope:
-            # NOTE: hubiC's answer to an accepted form with nothing ticked is
-            # not on record; granting nothing is treated as a refusal.
+            # NOTE: hubiC's response to an accepted form with nothing ticked is
+            # not on record. Granting nothing is treated as a refusal.
             return self._redirect_error(checked, "access_denied", "no scope granted")
 
         if not self._prepare_storage(user):
@@ -335,11 +335,23 @@ class OAuthPages:
     def _redirect_error(
         self, checked: _AuthorizationRequest, error: str, description: str
     ) -> Response:
+        logger.info(
+            "authorization for client %s ended with %s/%s",
+            checked.client_id,
+            error,
+            description,
+        )
         return self._redirect_to_app(
             checked, {"error": error, "error_description": description}
         )
 
     def _error_page(self, request: Request, error: str, description: str) -> Response:
+        logger.info(
+            "authorization request for client %r rejected: %s/%s",
+            request.query_value("client_id"),
+            error,
+            description,
+        )
         query = urlencode({"error": error, "error_description": description})
         host = request.headers.get("host")
         base = f"http://{host}" if host else ""
@@ -366,8 +378,8 @@ class OAuthPages:
             return json_error(500, "server_error", "please retry")
 
         try:
-            # A JSON body yields no fields, so it gets "missing parameters",
-            # as hubiC answered it.
+            # hubiC rejected JSON bodies. A JSON body yields no form fields, so
+            # it gets "missing parameters".
             fields = request.form()
         except ValueError:
             return json_error(400, "invalid_request", "missing parameters")
@@ -385,6 +397,12 @@ class OAuthPages:
         return json_response(200, payload, _NO_STORE)
 
     def _token_error(self, request: Request, error: ProtocolError) -> Response:
+        logger.info(
+            "token request rejected: %d %s/%s",
+            error.status,
+            error.error,
+            error.error_description,
+        )
         headers = list(_NO_STORE)
         if error.status == 401 and "authorization" in request.headers:
             headers.append(("WWW-Authenticate", 'Basic realm="hubic"'))
@@ -433,7 +451,7 @@ class OAuthPages:
             refresh_token = _first(fields, "refresh_token")
             if not refresh_token:
                 raise ProtocolError(400, "invalid_request", "missing parameters")
-            # Refresh tokens do not rotate, so the answer has no refresh_token.
+            # Refresh tokens do not rotate, so the response has no refresh_token.
             access, _ = self.state.refresh(refresh_token, client_id)
             return {
                 "expires_in": lifetime,

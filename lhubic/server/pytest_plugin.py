@@ -93,13 +93,13 @@ class HubicTestServer(HubicServer):
         action, fields = fill_login_form(
             page.text, login or self.user.login, password or self.user.password
         )
-        answer = requests.post(
+        submitted = requests.post(
             urljoin(page.url, action), data=fields, allow_redirects=False, timeout=30
         )
-        assert answer.status_code == 302, (
-            f"POST /oauth/auth/ returned {answer.status_code}"
+        assert submitted.status_code == 302, (
+            f"POST /oauth/auth/ returned {submitted.status_code}"
         )
-        query = parse_qs(urlsplit(answer.headers["Location"]).query)
+        query = parse_qs(urlsplit(submitted.headers["Location"]).query)
         assert query.get("state") == [state], "the redirect lost the state"
 
         tokens = requests.post(

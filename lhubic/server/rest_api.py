@@ -1,7 +1,7 @@
 """The hubiC REST API under /1.0, and the shared links it creates.
 
 Every call needs ``Authorization: Bearer <access token>`` and the scope entry
-point listed in `RestApi.routes`. Answers are JSON with hubiC's content type,
+point listed in `RestApi.routes`. Responses are JSON with hubiC's content type,
 ``application/json; charset=utf8``, and errors are ``{"error",
 "error_description"}`` with hubiC's pairs.
 """
@@ -130,8 +130,24 @@ class RestApi:
             try:
                 grant, user = self.state.authenticate(_bearer_token(request))
             except ProtocolError as error:
+                logger.info(
+                    "%s %s rejected: %s/%s",
+                    request.method,
+                    request.path,
+                    error.error,
+                    error.error_description,
+                )
                 return _token_error(error)
+
             if not grant.scope.allows(entry_point, right):
+                logger.info(
+                    "%s %s rejected: the scope of %s lacks %s.%s",
+                    request.method,
+                    request.path,
+                    grant.login,
+                    entry_point,
+                    right,
+                )
                 return json_error(
                     400, "insufficient_scope", "this scope is insufficient"
                 )
@@ -167,7 +183,7 @@ class RestApi:
         self, request: Request, grant: AccessGrant, user: UserRecord
     ) -> Response:
         if self.faults.take("credentials_html"):
-            # hubiC sometimes answered this call with a 200 and an HTML page.
+            # hubiC sometimes returned a 200 with an HTML page for this call.
             page = render_message_page("hubiC", "Service temporarily unavailable")
             return html_response(200, page)
 

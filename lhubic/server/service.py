@@ -271,7 +271,7 @@ class HubicServer:
         return self._http is not None
 
     def start(self) -> None:
-        """Bind the HTTP port, start Swift, and return when both answer.
+        """Bind the HTTP port, start Swift, and return when both respond.
 
         Raises HubicConfigError when the port is in use and HubicServerError
         when Swift fails to start. Whatever started is stopped again first.
@@ -441,7 +441,7 @@ class HubicServer:
         logger.info("expired %d access tokens of %s", count, login or "all users")
 
     def expire_storage_tokens(self) -> None:
-        """Make every storage token expire now: Swift then answers 401."""
+        """Make every storage token expire now: Swift then returns 401."""
         self._running_cluster().tokens.expire_all()
 
     def request_count(self, path_prefix: str = "/") -> int:

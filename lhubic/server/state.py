@@ -1,7 +1,7 @@
 """The OAuth state of the local service, in memory behind one lock.
 
 `ServiceState` stores the users, the registered applications, the login forms
-waiting for an answer, the authorization codes and the access and refresh
+waiting for a submission, the authorization codes and the access and refresh
 tokens. The HTTP threads share one instance. Times are seconds since the
 epoch, read from the clock given to the constructor, so tests can move time
 forward without sleeping.
@@ -71,7 +71,7 @@ class ProtocolError(HubicError):
     """A request that the service rejects with one of the protocol's error pairs.
 
     ``status``, ``error`` and ``error_description`` are the HTTP status and the
-    two JSON fields of the answer.
+    two JSON fields of the response.
     """
 
     def __init__(self, status: int, error: str, error_description: str) -> None:
@@ -203,7 +203,7 @@ class UserRecord:
 
 @dataclass
 class LoginForm:
-    """A rendered login form, keyed by its ``oauth`` number until answered."""
+    """A rendered login form, keyed by its ``oauth`` number until submitted."""
 
     client_id: str
     redirect_uri: str
@@ -228,7 +228,7 @@ class AuthorizationCode:
 
 @dataclass
 class AccessGrant:
-    """What an access or refresh token grants.
+    """The user, client and scope behind an access or refresh token.
 
     ``expires`` is None for refresh tokens, which live until revoked.
     ``invalidated`` is None, "revoked" or "deleted" (the user was removed).
@@ -372,7 +372,7 @@ class ServiceState:
             return form
 
     def take_form(self, oauth: str) -> LoginForm | None:
-        """Remove a form and return it if it was live: each form answers once."""
+        """Remove a live form and return it, so each form accepts one submission."""
         with self._lock:
             form = self._forms.pop(oauth, None)
             if form is None or form.expires <= self.clock():
