@@ -1,0 +1,300 @@
+"""Tests of how Hubic handles rate limits (509, 429) and storage 503s.
+
+The local service sends the rate limits through its fault switches. A
+`RecordingClock` records each delay that the retry policy requests instead of
+sleeping, so the tests can check the backoff without waiting for it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from swiftclient.exceptions import ClientException
+
+from lhubic import (
+    Clock,
+    Hubic,
+    HubicError,
+    HubicRateLimited,
+    HubicServiceUnavailable,
+)
+from lhubic.server.faults import Faults
+
+HUBIC_VARIABLES = (
+    "HUBIC_CLIENT_ID",
+    "HUBIC_CLIENT_SECRET",
+    "HUBIC_USERNAME",
+    "HUBIC_PASSWORD",
+    "HUBIC_REFRESH_TOKEN",
+    "HUBIC_API_URL",
+)
+
+
+class RecordingClock(Clock):
+    """A `Clock` whose `sleep` records the delay and returns at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps: list[float] = []
+        self._sleeps_lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        with self._sleeps_lock:
+            self.sleeps.append(seconds)
+
+
+@pytest.fixture(autouse=True)
+def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in HUBIC_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_hubic(server: Any, **options: Any) -> Hubic:
+    settings: dict[str, Any] = {
+        "client_id": server.app.client_id,
+        "client_secret": server.app.client_secret,
+        "username": server.user.login,
+        "password": server.user.password,
+        "api_url": server.api_url,
+        "redirect_uri": server.app.redirect_uri,
+        "starting_backoff": 0.02,
+        "max_backoff": 0.1,
+    }
+    settings.update(options)
+    return Hubic(**settings)
+
+
+def logged_in(server: Any, **options: Any) -> Hubic:
+    hubic = make_hubic(server, **options)
+    hubic.os_auth()
+    return hubic
+
+
+def set_rate_limit(
+    faults: Faults, switch: str, count: int, status: int, retry_after: float | None
+) -> None:
+    setter: Callable[..., None] = getattr(faults, f"{switch}_rate_limited")
+    setter(count, status=status, retry_after=retry_after)
+
+
+# Each case names the path whose requests the fault switch limits and the call
+# that reaches that path. `_hubic_for` logs in first for the API cases only.
+ENDPOINTS: dict[str, tuple[str, Callable[[Hubic], object]]] = {
+    "auth": ("/oauth/auth", lambda hubic: hubic.os_auth()),
+    "token": ("/oauth/token", lambda hubic: hubic.os_auth()),
+    "api": ("/1.0/account/usage", lambda hubic: hubic.hubic_get("/account/usage")),
+    "credentials": ("/1.0/account/credentials", lambda hubic: hubic.os_auth()),
+}
+
+
+def _hubic_for(server: Any, case: str, **options: Any) -> Hubic:
+    if case in ("api", "credentials"):
+        hubic = make_hubic(server, **options)
+        hubic.hubic_get("/account")
+        return hubic
+    return make_hubic(server, **options)
+
+
+def _switch(case: str) -> str:
+    return "api" if case == "credentials" else case
+
+
+@pytest.mark.parametrize("status", [509, 429])
+@pytest.mark.parametrize("case", sorted(ENDPOINTS))
+def test_rate_limit_retried_then_succeeds(
+    hubic_server: Any, hubic_faults: Faults, case: str, status: int
+) -> None:
+    path, call = ENDPOINTS[case]
+    clock = RecordingClock()
+    hubic = _hubic_for(hubic_server, case, clock=clock)
+    set_rate_limit(hubic_faults, _switch(case), 2, status, None)
+    before = hubic_server.request_count(path)
+
+    call(hubic)
+
+    assert len(clock.sleeps) == 2
+    assert hubic_server.request_count(path) - before >= 3
+
+
+# Retry-After carries whole seconds (RFC 9110), so the cases are integers.
+@pytest.mark.parametrize("retry_after", [0, 2, 30])
+@pytest.mark.parametrize("case", ["token", "api"])
+def test_retry_after_sets_delay(
+    hubic_server: Any, hubic_faults: Faults, case: str, retry_after: float
+) -> None:
+    _, call = ENDPOINTS[case]
+    clock = RecordingClock()
+    hubic = _hubic_for(hubic_server, case, clock=clock)
+    set_rate_limit(hubic_faults, case, 2, 429, retry_after)
+
+    call(hubic)
+
+    assert clock.sleeps == [retry_after, retry_after]
+
+
+def test_retry_after_waits_real_time(hubic_server: Any, hubic_faults: Faults) -> None:
+    hubic = logged_in(hubic_server)
+    hubic_faults.api_rate_limited(1, status=509, retry_after=1)
+    started = time.monotonic()
+
+    hubic.hubic_get("/account/usage")
+
+    assert time.monotonic() - started >= 1.0
+
+
+def test_backoff_doubles_up_to_cap(hubic_server: Any, hubic_faults: Faults) -> None:
+    clock = RecordingClock()
+    hubic = logged_in(
+        hubic_server, clock=clock, retries=6, starting_backoff=1.0, max_backoff=4.0
+    )
+    hubic_faults.api_rate_limited(6)
+
+    hubic.hubic_get("/account/usage")
+
+    # Each delay is the capped exponential value times a jitter factor in
+    # [0.5, 1]: 1, 2, 4, 4, 4, 4 seconds at most.
+    ceilings = [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
+    assert len(clock.sleeps) == len(ceilings)
+    for delay, ceiling in zip(clock.sleeps, ceilings, strict=True):
+        assert ceiling * 0.5 <= delay <= ceiling
+
+
+def test_backoff_has_jitter(hubic_server: Any, hubic_faults: Faults) -> None:
+    clock = RecordingClock()
+    hubic = logged_in(
+        hubic_server, clock=clock, retries=8, starting_backoff=1.0, max_backoff=1.0
+    )
+    hubic_faults.api_rate_limited(8)
+
+    hubic.hubic_get("/account/usage")
+
+    # With the cap equal to the first delay, only jitter can vary the delays.
+    # Eight draws from a continuous distribution are all distinct unless the
+    # jitter is missing.
+    assert len(clock.sleeps) == 8
+    assert len(set(clock.sleeps)) == 8
+
+
+@pytest.mark.parametrize("status", [509, 429])
+@pytest.mark.parametrize("case", ["token", "api"])
+def test_rate_limit_past_budget_raises(
+    hubic_server: Any, hubic_faults: Faults, case: str, status: int
+) -> None:
+    path, call = ENDPOINTS[case]
+    clock = RecordingClock()
+    hubic = _hubic_for(hubic_server, case, clock=clock, retries=3)
+    set_rate_limit(hubic_faults, case, 50, status, None)
+    before = hubic_server.request_count(path)
+
+    with pytest.raises(HubicRateLimited) as caught:
+        call(hubic)
+
+    assert hubic_server.request_count(path) - before == 4
+    assert len(clock.sleeps) == 3
+    assert caught.value.status == status
+    assert caught.value.retry_after is None
+    assert "wait a few minutes" in str(caught.value)
+    assert isinstance(caught.value, HubicServiceUnavailable)
+    assert isinstance(caught.value, HubicError)
+
+
+def test_past_budget_names_requested_wait(
+    hubic_server: Any, hubic_faults: Faults
+) -> None:
+    clock = RecordingClock()
+    hubic = logged_in(hubic_server, clock=clock, retries=2)
+    hubic_faults.api_rate_limited(50, status=429, retry_after=45)
+
+    with pytest.raises(HubicRateLimited) as caught:
+        hubic.hubic_get("/account/usage")
+
+    assert clock.sleeps == [45, 45]
+    assert caught.value.retry_after == 45
+    assert "wait 45 s" in str(caught.value)
+    assert "/1.0/account/usage" in str(caught.value)
+
+
+def test_long_retry_after_raises_at_once(
+    hubic_server: Any, hubic_faults: Faults
+) -> None:
+    clock = RecordingClock()
+    hubic = logged_in(hubic_server, clock=clock, retries=5)
+    hubic_faults.api_rate_limited(5, status=509, retry_after=3600)
+    before = hubic_server.request_count("/1.0/account/usage")
+
+    with pytest.raises(HubicRateLimited) as caught:
+        hubic.hubic_get("/account/usage")
+
+    assert clock.sleeps == []
+    assert hubic_server.request_count("/1.0/account/usage") - before == 1
+    assert caught.value.retry_after == 3600
+    assert "3600 s" in str(caught.value)
+
+
+def test_zero_retries_raises_first_limit(
+    hubic_server: Any, hubic_faults: Faults
+) -> None:
+    clock = RecordingClock()
+    hubic = logged_in(hubic_server, clock=clock, retries=0)
+    hubic_faults.api_rate_limited(1)
+
+    with pytest.raises(HubicRateLimited):
+        hubic.hubic_get("/account/usage")
+
+    assert clock.sleeps == []
+    assert hubic.hubic_get("/account/usage").status_code == 200
+
+
+def test_threads_share_rate_limited_api(
+    hubic_server: Any, hubic_faults: Faults
+) -> None:
+    hubic = logged_in(hubic_server)
+    hubic_faults.api_rate_limited(6)
+    errors: list[BaseException] = []
+    statuses: list[int] = []
+
+    def call_usage() -> None:
+        try:
+            statuses.append(hubic.hubic_get("/account/usage").status_code)
+        except BaseException as error:  # noqa: BLE001 - reported by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=call_usage) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert statuses == [200] * 6
+
+
+def test_storage_503_retried(hubic_server: Any, hubic_faults: Faults) -> None:
+    hubic = logged_in(hubic_server, retries=3)
+    hubic.put_object("default", "rate-limits/503.txt", b"first")
+    hubic_faults.storage_unavailable(2)
+
+    hubic.put_object("default", "rate-limits/503.txt", b"second")
+
+    _, body = hubic.get_object("default", "rate-limits/503.txt")
+    assert body == b"second"
+
+
+def test_storage_503_past_retries_raises(
+    hubic_server: Any, hubic_faults: Faults
+) -> None:
+    hubic = logged_in(hubic_server, retries=2)
+    hubic.put_object("default", "rate-limits/kept.txt", b"kept")
+    hubic_faults.storage_unavailable(50)
+
+    with pytest.raises(ClientException) as caught:
+        hubic.put_object("default", "rate-limits/kept.txt", b"replacement")
+    hubic_faults.storage_unavailable(0)
+
+    _, body = hubic.get_object("default", "rate-limits/kept.txt")
+    assert caught.value.http_status == 503
+    assert body == b"kept"
