@@ -1,0 +1,279 @@
+"""Secrets never reach a log line, an exception message or a repr.
+
+The main test runs a whole session against the local hubiC service with
+DEBUG logging captured on the root logger: a password login, storage and
+REST calls, token refreshes and re-authentication, and failures. It then
+searches every captured line, exception text and repr for each secret and
+for its first 12 characters, because swiftclient logs token prefixes.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import pytest
+
+from lhubic import (
+    Hubic,
+    HubicClientRejected,
+    HubicError,
+    HubicInvalidLogin,
+    HubicObjectNotFound,
+    HubicRateLimited,
+    HubicTokenFailure,
+    HubicTokenRevoked,
+)
+from lhubic.security import SecretFilter, install_secret_filter, redact_text
+from lhubic.server.faults import Faults
+
+FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
+PREFIX_LENGTH = 12
+
+
+@pytest.fixture(autouse=True)
+def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "HUBIC_CLIENT_ID",
+        "HUBIC_CLIENT_SECRET",
+        "HUBIC_USERNAME",
+        "HUBIC_PASSWORD",
+        "HUBIC_REFRESH_TOKEN",
+        "HUBIC_API_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+class SecretCollector:
+    """The secrets a session used, and the texts it produced."""
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.texts: list[str] = []
+
+    def add_tokens(self, hubic: Hubic) -> None:
+        for token in (hubic.refresh_token, hubic.access_token, hubic.os_auth_token):
+            if token:
+                self.secrets.add(token)
+        self.texts.append(repr(hubic))
+        self.texts.append(repr(hubic.access_credentials))
+        self.texts.append(repr(hubic.storage_credentials))
+
+    def add_error(self, error: BaseException) -> None:
+        current: BaseException | None = error
+        while current is not None:
+            self.texts.append(str(current))
+            self.texts.append(repr(current))
+            current = current.__cause__ or current.__context__
+
+
+def test_whole_session_leaks_nothing(
+    hubic_server: Any, hubic_faults: Faults, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    collected = SecretCollector()
+    login = f"secrets-{secrets.token_hex(6)}@example.com"
+    password = f"pass {secrets.token_urlsafe(12)} ü&%+"
+    hubic_server.add_user(login, password)
+    collected.secrets.update({password, hubic_server.app.client_secret})
+
+    def make(**options: Any) -> Hubic:
+        settings: dict[str, Any] = {
+            "client_id": hubic_server.app.client_id,
+            "client_secret": hubic_server.app.client_secret,
+            "username": login,
+            "password": password,
+            "api_url": hubic_server.api_url,
+            "redirect_uri": hubic_server.app.redirect_uri,
+            "scope": hubic_server.scope,
+            **FAST_RETRIES,
+        }
+        settings.update(options)
+        return Hubic(**settings)
+
+    # A password login, then storage and REST calls.
+    hubic = make()
+    hubic.put_object("default", "secrets/a.txt", b"alpha")
+    hubic.get_object("default", "secrets/a.txt")
+    hubic.get_container("default", prefix="secrets/", delimiter="/")
+    hubic.hubic_get("/account/usage")
+    hubic.hubic_post(
+        "/account/links",
+        {
+            "comment": "c",
+            "container": "default",
+            "mode": "ro",
+            "ttl": "1",
+            "type": "file",
+            "uri": "/secrets/a.txt",
+        },
+    )
+    hubic.hubic_get("/account/getAllLinks")
+    collected.add_tokens(hubic)
+
+    # An access token refresh through an empty token response.
+    hubic_faults.token_empty_body(1)
+    hubic_server.expire_access_tokens(login)
+    hubic.hubic_get("/account")
+    collected.add_tokens(hubic)
+
+    # A storage 401 and new credentials, through an HTML credentials response.
+    hubic_faults.credentials_html(1)
+    hubic_server.expire_storage_tokens()
+    hubic.head_account()
+    collected.add_tokens(hubic)
+
+    # A second client from the refresh token alone.
+    second = make(username=None, password=None, refresh_token=hubic.refresh_token)
+    second.head_account()
+    collected.add_tokens(second)
+
+    # Failures.
+    with pytest.raises(HubicObjectNotFound) as not_found:
+        hubic.get_object("default", "secrets/missing")
+    collected.add_error(not_found.value)
+
+    wrong_password = f"wrong {secrets.token_urlsafe(12)}"
+    collected.secrets.add(wrong_password)
+    with pytest.raises(HubicInvalidLogin) as invalid_login:
+        make(password=wrong_password).os_auth()
+    collected.add_error(invalid_login.value)
+
+    wrong_secret = secrets.token_urlsafe(18)
+    collected.secrets.add(wrong_secret)
+    with pytest.raises(HubicClientRejected) as rejected:
+        make(client_secret=wrong_secret).os_auth()
+    collected.add_error(rejected.value)
+
+    hubic_faults.api_rate_limited(10)
+    with pytest.raises(HubicRateLimited) as rate_limited:
+        make(retries=1).hubic_get("/account")
+    collected.add_error(rate_limited.value)
+    hubic_faults.clear()
+
+    hubic_server.revoke_tokens(login)
+    with pytest.raises(HubicTokenRevoked) as revoked:
+        second.hubic_get("/account")
+    collected.add_error(revoked.value)
+
+    stale = make(username=None, password=None, refresh_token=hubic.refresh_token)
+    with pytest.raises(HubicTokenFailure) as refresh_rejected:
+        stale.hubic_get("/account")
+    collected.add_error(refresh_rejected.value)
+
+    # The revoked first client logs in again with its password.
+    hubic.head_account()
+    collected.add_tokens(hubic)
+
+    lines = [record.getMessage() for record in caplog.records]
+    loggers = {record.name for record in caplog.records}
+    swift_lines = [line for line in lines if "X-Auth-Token" in line]
+
+    assert "lhubic.connection" in loggers
+    assert "lhubic.oauth" in loggers
+    assert "swiftclient" in loggers
+    assert swift_lines, "swiftclient logged no request headers to check"
+    assert len(collected.secrets) >= 10
+    for secret in collected.secrets:
+        for text in lines + collected.texts:
+            assert secret not in text
+            assert secret[:PREFIX_LENGTH] not in text
+
+
+def test_debug_lines_name_requests(
+    hubic_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lhubic")
+    hubic = Hubic(
+        hubic_server.app.client_id,
+        hubic_server.app.client_secret,
+        hubic_server.user.login,
+        hubic_server.user.password,
+        api_url=hubic_server.api_url,
+        redirect_uri=hubic_server.app.redirect_uri,
+        **FAST_RETRIES,
+    )
+
+    hubic.hubic_get("/account/usage")
+
+    lines = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "lhubic.security"
+    ]
+    assert any(line.startswith("GET ") and "/oauth/auth/" in line for line in lines)
+    assert any("state=%2A%2A%2A" in line or "state=***" in line for line in lines)
+    assert any("/1.0/account/usage -> 200 in" in line for line in lines)
+
+
+def test_secret_filter_redacts_curl_line() -> None:
+    token = secrets.token_urlsafe(32)
+    line = f'REQ: curl -i http://h/v1/AUTH_x -X GET -H "X-Auth-Token: {token[:16]}..."'
+
+    redacted = redact_text(line)
+
+    assert token[:16] not in redacted
+    assert 'X-Auth-Token: <redacted>"' in redacted
+
+
+def test_secret_filter_redacts_header_dict() -> None:
+    text = "RESP HEADERS: {'X-Storage-Token': 'abcdefgh...', 'Content-Length': '0'}"
+
+    redacted = redact_text(text)
+
+    assert "abcdefgh" not in redacted
+    assert "'Content-Length': '0'" in redacted
+
+
+def test_secret_filter_redacts_bearer() -> None:
+    redacted = redact_text("Authorization: Bearer abc.def-123")
+
+    assert redacted == "Authorization: Bearer <redacted>"
+
+
+def test_secret_filter_redacts_registered_secret() -> None:
+    secret = secrets.token_urlsafe(20)
+    record = logging.LogRecord(
+        "swiftclient", logging.DEBUG, __file__, 1, "body %s", (secret,), None
+    )
+    log_filter = SecretFilter()
+    log_filter.add(secret)
+
+    kept = log_filter.filter(record)
+
+    assert kept is True
+    assert secret not in record.getMessage()
+    assert "<redacted>" in record.getMessage()
+
+
+def test_secret_filter_forgets_oldest() -> None:
+    log_filter = SecretFilter(capacity=2)
+    for secret in ("first-secret", "second-secret", "third-secret"):
+        log_filter.add(secret)
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "first-secret third-secret", None, None
+    )
+
+    log_filter.filter(record)
+
+    assert record.getMessage() == "first-secret <redacted>"
+
+
+def test_swiftclient_logger_filtered(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="swiftclient")
+    secret = secrets.token_urlsafe(24)
+    install_secret_filter(secret)
+
+    logging.getLogger("swiftclient").debug("RESP BODY: %s", secret)
+
+    assert secret not in caplog.text
+    assert "RESP BODY: <redacted>" in caplog.text
+
+
+def test_errors_carry_no_secret_fields() -> None:
+    error = HubicError(status=400, error="invalid_request", error_description="x")
+
+    assert str(error) == (
+        "hubiC request failed (service said invalid_request: x) [HTTP 400]"
+    )
