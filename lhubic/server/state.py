@@ -223,7 +223,7 @@ class AuthorizationCode:
     scope: Scope
     expires: float
     used: bool = False
-    tokens: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -256,7 +256,6 @@ class ServiceState:
         self.clock = clock
         self._lock = threading.RLock()
         self._users: dict[str, UserRecord] = {}
-        self._deleted_logins: set[str] = set()
         self._apps: dict[str, AppConfig] = {}
         self._forms: dict[str, LoginForm] = {}
         self._codes: dict[str, AuthorizationCode] = {}
@@ -276,7 +275,6 @@ class ServiceState:
                 created=self.clock(),
             )
             self._users[config.login] = record
-            self._deleted_logins.discard(config.login)
             return record
 
     def delete_user(self, login: str) -> None:
@@ -284,7 +282,6 @@ class ServiceState:
         with self._lock:
             if self._users.pop(login, None) is None:
                 raise KeyError(login)
-            self._deleted_logins.add(login)
             self._invalidate(login, "deleted")
 
     def add_app(self, config: AppConfig) -> None:
