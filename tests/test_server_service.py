@@ -16,6 +16,7 @@ import requests
 from lhubic.exceptions import HubicConfigError, HubicInputError, HubicServerError
 from lhubic.server import AppConfig, HubicServer, ServerConfig, UserConfig, load_config
 from lhubic.server.pytest_plugin import FULL_SCOPE, HubicTestServer
+from lhubic.server.state import AuthorizationCode, Scope
 
 CONFIG_TEXT = """
 [server]
@@ -166,6 +167,15 @@ def test_config_reprs_hide_secrets() -> None:
     assert "hidden-password" not in repr(user)
     assert "hidden-secret" not in repr(app)
     assert "hidden-password" not in repr(ServerConfig(users=(user,), apps=(app,)))
+
+
+def test_code_record_repr_hides_tokens() -> None:
+    record = AuthorizationCode(
+        "api_hubic_x", "http://127.0.0.1/", "a@example.com", Scope(()), 0.0
+    )
+    record.tokens.append("issued-access-token")
+
+    assert "issued-access-token" not in repr(record)
 
 
 def test_server_lifetimes_from_config_file(tmp_path: Path) -> None:
