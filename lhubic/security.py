@@ -27,6 +27,7 @@ from .exceptions import HubicConfigError, HubicInsecureURL
 
 __all__ = [
     "CREDENTIAL_HEADERS",
+    "MIN_SECRET_LENGTH",
     "GuardedSession",
     "GuardedStorageSession",
     "SecretFilter",
@@ -64,6 +65,8 @@ SENSITIVE_QUERY_KEYS = frozenset(
 )
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+MIN_SECRET_LENGTH = 8
 
 # A header name followed by its value, in the forms swiftclient logs them:
 # `-H "X-Auth-Token: value"` in a curl line and `'X-Auth-Token': 'value'` in a dict.
@@ -158,7 +161,9 @@ def fingerprint(secret: str) -> str:
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Replace credential header values and every string in ``secrets`` in ``text``."""
     redacted = _HEADER_VALUE.sub(_redact_header_match, text)
-    for secret in secrets:
+    # Longest first, so that a secret contained in another does not leave
+    # the rest of the longer one behind.
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret and secret in redacted:
             redacted = redacted.replace(secret, "<redacted>")
     return redacted
@@ -192,8 +197,12 @@ class SecretFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def add(self, secret: str | None) -> None:
-        """Register ``secret`` so that it is replaced wherever it appears."""
-        if not secret:
+        """Register ``secret`` so that it is replaced wherever it appears.
+
+        Strings shorter than `MIN_SECRET_LENGTH` are ignored: replacing them
+        would garble unrelated text, and hubiC's tokens are much longer.
+        """
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
             return
 
         with self._lock:

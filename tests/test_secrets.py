@@ -260,6 +260,25 @@ def test_secret_filter_forgets_oldest() -> None:
     assert record.getMessage() == "first-secret <redacted>"
 
 
+def test_secret_filter_ignores_short_strings() -> None:
+    log_filter = SecretFilter()
+    log_filter.add("r")
+    log_filter.add("secret")
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "rare secret words", None, None
+    )
+
+    log_filter.filter(record)
+
+    assert record.getMessage() == "rare secret words"
+
+
+def test_redact_text_longest_secret_first() -> None:
+    redacted = redact_text("token abcdefgh12345678", ["abcdefgh", "abcdefgh12345678"])
+
+    assert redacted == "token <redacted>"
+
+
 def test_swiftclient_logger_filtered(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="swiftclient")
     secret = secrets.token_urlsafe(24)
