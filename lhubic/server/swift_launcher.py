@@ -33,7 +33,6 @@ from types import TracebackType
 from urllib.parse import quote
 
 from lhubic.exceptions import HubicConfigError, HubicInputError, HubicServerError
-from lhubic.server import swift_process
 from lhubic.server.storage_auth import StorageTokenStore, check_account
 
 __all__ = [
@@ -382,6 +381,8 @@ class SwiftCluster:
         return "memory"
 
     def _write_configuration(self, ports: dict[str, int], fds: dict[str, int]) -> None:
+        from lhubic.server import swift_process
+
         etc = self.run_dir / "etc"
         paths = {
             "swift_dir": etc,
@@ -505,6 +506,10 @@ class SwiftCluster:
         return sections
 
     def _spawn(self, fds: list[int]) -> None:
+        # Imported here: the child runs this module with -m, and finding it
+        # already imported by the lhubic.server package makes runpy warn.
+        from lhubic.server import swift_process
+
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
