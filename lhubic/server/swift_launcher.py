@@ -506,8 +506,8 @@ class SwiftCluster:
         return sections
 
     def _spawn(self, fds: list[int]) -> None:
-        # Imported here: the child runs this module with -m, and finding it
-        # already imported by the lhubic.server package makes runpy warn.
+        # The child runs this module with -m, and runpy warns when the
+        # lhubic.server package has imported it already, so only import it here.
         from lhubic.server import swift_process
 
         package_root = str(Path(__file__).resolve().parents[2])
@@ -545,7 +545,7 @@ class SwiftCluster:
                 return
             if time.monotonic() > deadline:
                 raise HubicServerError(
-                    f"Swift was not ready after {self.start_timeout:.0f} s; "
+                    f"Swift start timed out after {self.start_timeout:g} s; "
                     f"last lines of {self.log_path}:\n{self._log_tail()}"
                 )
             time.sleep(0.05)
