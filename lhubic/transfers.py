@@ -1,5 +1,1581 @@
-"""Verified streaming transfers and static large objects."""
+"""Verified streaming transfers and static large objects.
+
+`TransferMixin` sits in front of `swiftclient.client.Connection` in
+`lhubic.Hubic`'s bases. Its overrides keep python-swiftclient's signatures and
+return values and add:
+
+- MD5 checks: an upload's MD5 is computed while it streams and compared with
+  the ETag Swift returns; a download's MD5 is compared with the ETag at the end
+  of the stream. Large objects are skipped there, because their ETag is not the
+  MD5 of their content.
+- Safe retries: a retried upload rewinds a seekable source to where it started,
+  and a source that cannot be rewound raises `HubicSourceNotRewindable` rather
+  than sending a truncated body.
+- Thread safety: the HTTP connection and the retry counter are kept per
+  thread, so one connection object can serve a pool of worker threads; token
+  renewal still goes through the shared object.
+
+`upload_file` and `download_file` move whole files. Files above
+`large_object_threshold` become static large objects whose segments live in
+``<container>_segments`` and survive an interruption, so running the same
+upload again sends only the segments that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from swiftclient.exceptions import ClientException
+from swiftclient.utils import ReadableToIterable
+
+from .exceptions import (
+    HubicChecksumMismatch,
+    HubicError,
+    HubicInputError,
+    HubicObjectNameError,
+    HubicSourceNotRewindable,
+    HubicTransferError,
+)
+from .listing import iter_objects
+from .names import (
+    MAX_CONTAINER_NAME_BYTES,
+    MAX_OBJECT_NAME_BYTES,
+    validate_container_name,
+    validate_object_name,
+)
+
+__all__ = [
+    "DEFAULT_LARGE_OBJECT_THRESHOLD",
+    "DEFAULT_SEGMENT_SIZE",
+    "DEFAULT_TRANSFER_WORKERS",
+    "ProgressCallback",
+    "TransferMixin",
+    "file_md5",
+    "file_slo_etag",
+    "segments_container",
+    "slo_etag",
+]
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+# Segments of 128 MiB keep a failed or interrupted segment cheap to resend,
+# give a 1 GiB file eight pieces to spread over the workers, and reach 125 GiB
+# before Swift's default limit of 1,000 segments per manifest forces them to
+# grow (`_choose_segment_size` grows them then).
+DEFAULT_SEGMENT_SIZE = 128 * MiB
+
+# Files up to this size go up as one plain object, whose ETag any client can
+# check. Above it, one failed PUT would resend too much, and the extra read
+# that lets Swift verify a plain upload before it replaces anything costs more
+# than segmenting. Swift itself refuses single objects over 5 GiB.
+DEFAULT_LARGE_OBJECT_THRESHOLD = 256 * MiB
+
+DEFAULT_TRANSFER_WORKERS = 4
+
+# Swift's defaults: ``max_file_size`` for one object, and the SLO middleware's
+# ``min_segment_size`` and ``max_manifest_segments``.
+MAX_OBJECT_SIZE = 5 * 1024 * MiB
+MIN_SEGMENT_SIZE = 1 * MiB
+MAX_MANIFEST_SEGMENTS = 1000
+
+# Bytes per read and per socket send. Larger chunks cost memory per worker;
+# smaller ones cost Python overhead per byte.
+CHUNK_SIZE = 1 * MiB
+
+# Files up to this size are read into memory once, hashed, and sent with their
+# ETag, so Swift rejects a corrupted body before it replaces anything.
+_BUFFERED_UPLOAD_LIMIT = 4 * MiB
+
+_EMPTY_MD5 = hashlib.md5(b"").hexdigest()  # noqa: S324 (an ETag, not security)
+
+ProgressCallback = Callable[[int, int, int, int], None]
+"""Called as ``progress(bytes_done, bytes_total, files_done, files_total)``.
+
+It runs in whichever thread moved the bytes, one call at a time. Bytes done
+can go down when a failed request is retried from the start. An exception it
+raises stops the transfer and reaches the caller.
+"""
+
+_T = TypeVar("_T")
+
+
+def _md5() -> Any:
+    # Swift's ETags are MD5 digests; they detect corruption, not tampering.
+    return hashlib.md5(usedforsecurity=False)
+
+
+def _strip_etag(etag: str | None) -> str:
+    return (etag or "").strip().strip('"').lower()
+
+
+def _is_true(value: str | None) -> bool:
+    return str(value or "").strip().lower() in {"true", "yes", "on", "1"}
+
+
+# Progress.
+
+
+class _Progress:
+    """Thread-safe totals behind a `ProgressCallback`."""
+
+    def __init__(
+        self,
+        callback: ProgressCallback | None,
+        bytes_total: int,
+        files_total: int,
+        *,
+        fixed_totals: bool = False,
+    ) -> None:
+        self._callback = callback
+        self._fixed_totals = fixed_totals
+        self._lock = threading.Lock()
+        self.bytes_total = bytes_total
+        self.files_total = files_total
+        self.bytes_done = 0
+        self.files_done = 0
+        self.callback_error: BaseException | None = None
+
+    def add_bytes(self, count: int) -> None:
+        with self._lock:
+            self.bytes_done += count
+            self._report()
+
+    def add_total(self, byte_count: int, file_count: int) -> None:
+        """Grow the totals, unless the caller fixed them in advance."""
+        if self._fixed_totals:
+            return
+        with self._lock:
+            self.bytes_total += byte_count
+            self.files_total += file_count
+
+    def file_done(self) -> None:
+        with self._lock:
+            self.files_done += 1
+            self._report()
+
+    def _report(self) -> None:
+        if self._callback is None:
+            return
+        try:
+            self._callback(
+                self.bytes_done, self.bytes_total, self.files_done, self.files_total
+            )
+        except BaseException as error:
+            # Remembered so that bulk transfers stop instead of recording it
+            # as one file's failure.
+            self.callback_error = error
+            raise
+
+
+# Upload bodies.
+
+
+class _Source:
+    """Where upload bytes come from, and whether a retry can start it over."""
+
+    rewindable = False
+    length: int | None = None
+
+    def chunks(self, limit: int | None) -> Iterator[bytes | memoryview]:
+        raise NotImplementedError
+
+    def rewind(self) -> None:
+        raise NotImplementedError
+
+
+class _BytesSource(_Source):
+    rewindable = True
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.length = len(data)
+
+    def chunks(self, limit: int | None) -> Iterator[bytes | memoryview]:
+        view = memoryview(self.data)
+        end = len(view) if limit is None else min(limit, len(view))
+        for start in range(0, end, CHUNK_SIZE):
+            yield view[start : min(start + CHUNK_SIZE, end)]
+
+    def rewind(self) -> None:
+        return None
+
+
+class _FileSource(_Source):
+    def __init__(self, fileobj: Any, read_size: int) -> None:
+        self._file = fileobj
+        self._read_size = read_size
+        self._start = 0
+        if _is_seekable(fileobj):
+            self._start = fileobj.tell()
+            self.rewindable = True
+            self.length = _remaining_size(fileobj, self._start)
+
+    def chunks(self, limit: int | None) -> Iterator[bytes]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = (
+                self._read_size
+                if remaining is None
+                else min(remaining, self._read_size)
+            )
+            chunk = self._file.read(size)
+            if not chunk:
+                return
+            if isinstance(chunk, str):
+                raise HubicInputError(
+                    f"upload source {self._file!r} is opened in text mode; open "
+                    "it in binary mode ('rb') so the bytes sent are the bytes "
+                    "stored"
+                )
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
+
+    def rewind(self) -> None:
+        self._file.seek(self._start)
+
+
+class _IterableSource(_Source):
+    def __init__(self, iterable: Iterable[Any]) -> None:
+        self._iterable = iterable
+        # A list or tuple yields the same chunks again; an iterator does not.
+        self.rewindable = isinstance(iterable, (list, tuple))
+
+    def chunks(self, limit: int | None) -> Iterator[bytes]:
+        for item in self._iterable:
+            if isinstance(item, str):
+                item = item.encode("utf-8")
+            elif isinstance(item, (bytearray, memoryview)):
+                item = bytes(item)
+            elif not isinstance(item, bytes):
+                raise HubicInputError(
+                    f"upload iterator yielded {type(item).__name__}; it must "
+                    "yield bytes (or str, sent as UTF-8)"
+                )
+            if item:
+                yield item
+
+    def rewind(self) -> None:
+        return None
+
+
+def _is_seekable(fileobj: Any) -> bool:
+    seekable = getattr(fileobj, "seekable", None)
+    if seekable is None:
+        return False
+    try:
+        return bool(seekable())
+    except (OSError, ValueError):
+        return False
+
+
+def _remaining_size(fileobj: Any, start: int) -> int | None:
+    fileno = getattr(fileobj, "fileno", None)
+    if fileno is not None:
+        try:
+            return max(0, os.fstat(fileno()).st_size - start)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+    try:
+        end = fileobj.seek(0, io.SEEK_END)
+    finally:
+        fileobj.seek(start)
+    return max(0, int(end) - start)
+
+
+def _make_source(contents: Any, chunk_size: int | None) -> _Source:
+    if isinstance(contents, str):
+        return _BytesSource(contents.encode("utf-8"))
+    if isinstance(contents, bytes):
+        return _BytesSource(contents)
+    if isinstance(contents, (bytearray, memoryview)):
+        return _BytesSource(bytes(contents))
+    if isinstance(contents, io.TextIOBase):
+        raise HubicInputError(
+            f"upload source {contents!r} is opened in text mode; open it in "
+            "binary mode ('rb') so the bytes sent are the bytes stored"
+        )
+    if hasattr(contents, "read"):
+        return _FileSource(contents, chunk_size or CHUNK_SIZE)
+    if isinstance(contents, Iterable):
+        return _IterableSource(contents)
+    raise HubicInputError(
+        f"cannot upload {type(contents).__name__}: pass bytes, str, a binary "
+        "file object or an iterable of bytes"
+    )
+
+
+class _UploadBody(ReadableToIterable):
+    """An upload body that hashes what it sends and rewinds for a retry.
+
+    It is a `ReadableToIterable` only so that python-swiftclient hands it to
+    requests unchanged, as an iterable of large chunks. Swift's
+    ``Connection._retry`` calls `reset` before each new attempt.
+    """
+
+    def __init__(
+        self,
+        source: _Source,
+        length: int | None,
+        target: str,
+        *,
+        hash_data: bool = True,
+        on_bytes: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self._source = source
+        self._length = length
+        self._target = target
+        self._hash_data = hash_data
+        self._on_bytes = on_bytes
+        self._cancel = cancel
+        self._md5 = _md5()
+        self.bytes_sent = 0
+        self._started = False
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        self._started = True
+        return self._generate()
+
+    def __next__(self) -> bytes:
+        raise TypeError("iterate over an upload body with iter() first")
+
+    def _generate(self) -> Iterator[bytes | memoryview]:
+        for chunk in self._source.chunks(self._length):
+            if self._length is not None:
+                chunk = chunk[: self._length - self.bytes_sent]
+            if self._cancel is not None and self._cancel.is_set():
+                raise HubicTransferError(f"upload of {self._target} was cancelled")
+            if self._hash_data:
+                self._md5.update(chunk)
+            self.bytes_sent += len(chunk)
+            if self._on_bytes is not None:
+                self._on_bytes(len(chunk))
+            yield chunk
+            if self._length is not None and self.bytes_sent >= self._length:
+                return
+
+        if self._length is not None and self.bytes_sent < self._length:
+            raise HubicInputError(
+                f"the source of {self._target} ended after {self.bytes_sent} of "
+                f"the {self._length} bytes announced; pass the real "
+                "content_length or leave it out"
+            )
+
+    def hexdigest(self) -> str:
+        return str(self._md5.hexdigest())
+
+    def reset(self, *_args: Any, **kwargs: Any) -> None:
+        """Start the body over before python-swiftclient retries the request."""
+        if not self._started:
+            return
+        if not self._source.rewindable:
+            status = (kwargs.get("response_dict") or {}).get("status")
+            cause = f"HTTP {status}" if status else "a connection error"
+            raise HubicSourceNotRewindable(
+                f"upload of {self._target} failed with {cause} after "
+                f"{self.bytes_sent} bytes were read from a source that cannot "
+                "be rewound; pass bytes or a seekable binary file so the "
+                "upload can be retried"
+            )
+
+        logger.info(
+            "retrying upload of %s from its start after %d bytes",
+            self._target,
+            self.bytes_sent,
+        )
+        self._source.rewind()
+        if self._on_bytes is not None and self.bytes_sent:
+            self._on_bytes(-self.bytes_sent)
+        self._md5 = _md5()
+        self.bytes_sent = 0
+        self._started = False
+
+
+class _SizedUploadBody(_UploadBody):
+    """An upload body of known length, sent with ``Content-Length``."""
+
+    def __init__(self, source: _Source, length: int, target: str, **kwargs: Any):
+        super().__init__(source, length, target, **kwargs)
+        self._size = length
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bool__(self) -> bool:
+        return True
+
+
+# Download bodies.
+
+
+class _VerifiedBody:
+    """A streamed object body that checks its MD5 when the stream ends."""
+
+    def __init__(self, body: Any, expected_md5: str, target: str) -> None:
+        self._body = body
+        self._expected = expected_md5
+        self._target = target
+        self._md5 = _md5()
+        self._finished = False
+        self.bytes_read = 0
+
+    def read(self, length: int | None = None) -> bytes:
+        data = bytes(self._body.read(length))
+        self._update(data)
+        if not data and length != 0:
+            self._finish()
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            data = bytes(next(self._body))
+        except StopIteration:
+            self._finish()
+            raise
+        self._update(data)
+        return data
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._body, name)
+
+    def _update(self, data: bytes) -> None:
+        self._md5.update(data)
+        self.bytes_read += len(data)
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        _check_md5(self._md5.hexdigest(), self._expected, self._target)
+
+
+def _check_md5(actual: str, expected: str, target: str) -> None:
+    if actual != expected:
+        raise HubicChecksumMismatch(
+            f"download of {target} is corrupt: its MD5 is {actual} but Swift's "
+            f"ETag is {expected}; download it again"
+        )
+
+
+def _content_md5(
+    headers: Mapping[str, str], request_headers: Mapping[str, str] | None
+) -> str | None:
+    """Return the MD5 a GET response's body must have, or None if unknown.
+
+    Large objects, partial content and unusual ETags cannot be checked.
+    """
+    if _is_true(headers.get("x-static-large-object")):
+        return None
+    if "x-object-manifest" in headers or "content-range" in headers:
+        return None
+    if request_headers and any(key.lower() == "range" for key in request_headers):
+        return None
+    etag = _strip_etag(headers.get("etag"))
+    if len(etag) != 32 or any(char not in "0123456789abcdef" for char in etag):
+        return None
+    return etag
+
+
+# Large object layout.
+
+
+@dataclass(frozen=True)
+class _Segment:
+    index: int
+    offset: int
+    length: int
+    name: str
+
+
+@dataclass
+class _ExistingObject:
+    """What is already stored under a name an upload is about to replace."""
+
+    is_static_large_object: bool
+    is_dynamic_large_object: bool = False
+
+
+def segments_container(container: str) -> str:
+    """Return the container that holds the segments of ``container``'s objects."""
+    name = f"{container}_segments"
+    if len(name.encode("utf-8")) > MAX_CONTAINER_NAME_BYTES:
+        raise HubicObjectNameError(
+            f"container name {container!r} is too long for large objects: their "
+            f"segments go in {name!r}, over Swift's {MAX_CONTAINER_NAME_BYTES} "
+            "bytes; use a shorter container name"
+        )
+    return name
+
+
+def _check_segment_size(segment_size: int) -> None:
+    if (
+        isinstance(segment_size, bool)
+        or not isinstance(segment_size, int)
+        or not MIN_SEGMENT_SIZE <= segment_size <= MAX_OBJECT_SIZE
+    ):
+        raise HubicInputError(
+            f"invalid segment_size {segment_size!r}: Swift needs segments from "
+            f"{MIN_SEGMENT_SIZE} bytes (1 MiB) to {MAX_OBJECT_SIZE} bytes (5 GiB)"
+        )
+
+
+def _choose_segment_size(size: int, requested: int) -> int:
+    _check_segment_size(requested)
+    smallest = -(-size // MAX_MANIFEST_SEGMENTS)
+    if smallest > requested:
+        # Round up to a whole MiB so the choice is stable across runs.
+        return -(-smallest // MiB) * MiB
+    return requested
+
+
+def _segment_prefix(name: str, size: int, mtime: float, segment_size: int) -> str:
+    """Return the name prefix of a file's segments.
+
+    Size, modification time and segment size are part of it, so a rerun of the
+    same upload finds its segments and a changed file never reuses stale ones.
+    """
+    prefix = f"{name}/slo/{mtime:.6f}/{size}/{segment_size}/"
+    if len(prefix.encode("utf-8")) + 8 > MAX_OBJECT_NAME_BYTES:
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+        prefix = f"lhubic-long-name/{digest}/slo/{mtime:.6f}/{size}/{segment_size}/"
+    return prefix
+
+
+def _plan_segments(size: int, segment_size: int, prefix: str) -> list[_Segment]:
+    count = max(1, -(-size // segment_size))
+    return [
+        _Segment(
+            index=index,
+            offset=index * segment_size,
+            length=min(segment_size, size - index * segment_size),
+            name=f"{prefix}{index:08d}",
+        )
+        for index in range(count)
+    ]
+
+
+def slo_etag(segment_md5s: Iterable[str]) -> str:
+    """Return the ETag Swift gives a static large object with these segments."""
+    digest = _md5()
+    for md5 in segment_md5s:
+        digest.update(md5.encode("ascii"))
+    return str(digest.hexdigest())
+
+
+def file_md5(path: str | os.PathLike[str], offset: int = 0, length: int = -1) -> str:
+    """Return the MD5 of ``length`` bytes of a file from ``offset`` (all if -1)."""
+    digest = _md5()
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        remaining = length
+        while remaining != 0:
+            size = CHUNK_SIZE if remaining < 0 else min(CHUNK_SIZE, remaining)
+            chunk = handle.read(size)
+            if not chunk:
+                break
+            digest.update(chunk)
+            if remaining > 0:
+                remaining -= len(chunk)
+    return str(digest.hexdigest())
+
+
+def file_slo_etag(path: str | os.PathLike[str], segment_size: int) -> str:
+    """Return the ETag a static large object of this file would get from Swift.
+
+    The file is cut into ``segment_size`` pieces, as `upload_file` cuts it.
+    """
+    size = os.stat(path).st_size
+    md5s = [
+        file_md5(path, offset, min(segment_size, size - offset))
+        for offset in range(0, max(size, 1), segment_size)
+    ]
+    return slo_etag(md5s)
+
+
+def _split_segment_path(path: str) -> tuple[str, str]:
+    container, _, obj = path.lstrip("/").partition("/")
+    if not container or not obj:
+        raise HubicTransferError(f"manifest lists an invalid segment path {path!r}")
+    return container, obj
+
+
+# The mixin.
 
 
 class TransferMixin:
-    """Upload and download overrides that `lhubic.Hubic` inherits."""
+    """Upload and download overrides that `lhubic.Hubic` inherits.
+
+    The class attributes are the defaults of `upload_file`, `download_file` and
+    the bulk transfers; set them on an instance to change them.
+    """
+
+    segment_size: int = DEFAULT_SEGMENT_SIZE
+    large_object_threshold: int = DEFAULT_LARGE_OBJECT_THRESHOLD
+    transfer_workers: int = DEFAULT_TRANSFER_WORKERS
+    segment_attempts: int = 3
+
+    if TYPE_CHECKING:
+        # Provided by swiftclient.client.Connection, the next class in the MRO.
+        def head_object(
+            self,
+            container: str,
+            obj: str,
+            headers: dict[str, str] | None = None,
+            query_string: str | None = None,
+        ) -> dict[str, str]: ...
+
+    # Per-thread connection state.
+
+    def _thread_state(self) -> threading.local:
+        state = self.__dict__.get("_lhubic_thread_state")
+        if state is None:
+            state = self.__dict__.setdefault("_lhubic_thread_state", threading.local())
+        return cast(threading.local, state)
+
+    def _opened_connections(self) -> dict[threading.Thread, Any]:
+        opened = self.__dict__.get("_lhubic_connections")
+        if opened is None:
+            opened = self.__dict__.setdefault("_lhubic_connections", {})
+        return cast(dict[threading.Thread, Any], opened)
+
+    @property
+    def http_conn(self) -> Any:
+        """The calling thread's ``(parsed URL, HTTPConnection)`` pair, or None."""
+        return getattr(self._thread_state(), "http_conn", None)
+
+    @http_conn.setter
+    def http_conn(self, value: Any) -> None:
+        self._thread_state().http_conn = value
+        opened = self._opened_connections()
+        if value is None:
+            opened.pop(threading.current_thread(), None)
+        else:
+            opened[threading.current_thread()] = value
+
+    @property
+    def attempts(self) -> int:
+        """The calling thread's attempt counter for its current request."""
+        return int(getattr(self._thread_state(), "attempts", 0))
+
+    @attempts.setter
+    def attempts(self, value: int) -> None:
+        self._thread_state().attempts = value
+
+    def close(self) -> None:
+        """Close the calling thread's HTTP connection and those of ended threads."""
+        cast(Any, super()).close()
+        self._close_finished_threads()
+
+    def _close_finished_threads(self) -> None:
+        opened = self._opened_connections()
+        for thread, conn in list(opened.items()):
+            if not thread.is_alive():
+                opened.pop(thread, None)
+                conn[1].close()
+
+    # Swiftclient overrides.
+
+    def put_object(
+        self,
+        container: str,
+        obj: str,
+        contents: Any,
+        content_length: int | None = None,
+        etag: str | None = None,
+        chunk_size: int | None = None,
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        query_string: str | None = None,
+        response_dict: dict[str, Any] | None = None,
+    ) -> str:
+        """Upload an object and check its MD5 against Swift's ETag; return the ETag.
+
+        ``contents`` is bytes, str (sent as UTF-8), a binary file object or an
+        iterable of bytes. ``Content-Length`` is sent when the size is known:
+        for bytes, for a seekable file (the bytes from its current position to
+        its end), or from ``content_length``; otherwise the body is chunked.
+
+        When the MD5 is known before sending (bytes, or ``etag`` given), it goes
+        in the ``ETag`` header and Swift rejects a corrupted body with 422
+        before replacing anything. Otherwise the MD5 is computed while the data
+        streams; on a mismatch the corrupted object, which already replaced the
+        previous one, is deleted if it is still the one this call stored.
+        Both cases raise `HubicChecksumMismatch`.
+
+        A retried request rewinds a seekable source to its starting position;
+        an iterator or a pipe raises `HubicSourceNotRewindable` instead.
+        Replacing a static large object this way leaves its segments behind:
+        `upload_file` and `delete_object` remove them.
+        """
+        return self._put_object(
+            container,
+            obj,
+            contents,
+            content_length=content_length,
+            etag=etag,
+            chunk_size=chunk_size,
+            content_type=content_type,
+            headers=headers,
+            query_string=query_string,
+            response_dict=response_dict,
+        )
+
+    def _put_object(
+        self,
+        container: str,
+        obj: str,
+        contents: Any,
+        *,
+        content_length: int | None = None,
+        etag: str | None = None,
+        chunk_size: int | None = None,
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        query_string: str | None = None,
+        response_dict: dict[str, Any] | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> str:
+        validate_container_name(container)
+        validate_object_name(obj)
+        target = f"{container}/{obj}"
+        _check_length(content_length)
+        if contents is None:
+            contents = b""
+
+        source = _make_source(contents, chunk_size)
+        length = content_length if content_length is not None else source.length
+        if isinstance(source, _BytesSource) and etag is None:
+            etag = _md5_of(source.data[:length])
+        expected = _strip_etag(etag) if etag else None
+
+        body: Any
+        if length == 0:
+            body = b""
+            expected = expected or _EMPTY_MD5
+        elif length is None:
+            body = _UploadBody(
+                source,
+                None,
+                target,
+                hash_data=expected is None,
+                on_bytes=on_bytes,
+                cancel=cancel,
+            )
+        else:
+            body = _SizedUploadBody(
+                source,
+                length,
+                target,
+                hash_data=expected is None,
+                on_bytes=on_bytes,
+                cancel=cancel,
+            )
+
+        returned = self._send_put(
+            container,
+            obj,
+            body,
+            length,
+            expected,
+            content_type=content_type,
+            headers=headers,
+            query_string=query_string,
+            response_dict=response_dict,
+        )
+
+        if query_string and "multipart-manifest=put" in query_string:
+            # A manifest's ETag is the MD5 of its segments' ETags.
+            return returned
+        actual = expected if expected is not None else body.hexdigest()
+        if _strip_etag(returned) != actual:
+            self._discard_mismatched_upload(container, obj, returned)
+            raise HubicChecksumMismatch(
+                f"upload of {target} is corrupt: {actual} was sent but Swift "
+                f"stored {returned or 'no ETag'}; the corrupted object was "
+                "removed, upload it again"
+            )
+        return returned
+
+    def _send_put(
+        self,
+        container: str,
+        obj: str,
+        body: Any,
+        length: int | None,
+        expected: str | None,
+        **kwargs: Any,
+    ) -> str:
+        # With a response_dict, python-swiftclient passes each attempt's status
+        # to the body's reset, which puts it in HubicSourceNotRewindable.
+        if kwargs.get("response_dict") is None:
+            kwargs["response_dict"] = {}
+        try:
+            returned = cast(Any, super()).put_object(
+                container,
+                obj,
+                body,
+                content_length=length,
+                etag=expected,
+                **kwargs,
+            )
+        except ClientException as error:
+            if error.http_status == 422 and expected is not None:
+                raise HubicChecksumMismatch(
+                    f"upload of {container}/{obj} is corrupt: Swift received data "
+                    f"whose MD5 is not {expected} and stored nothing (HTTP 422); "
+                    "check that the source did not change, and upload it again",
+                    status=422,
+                ) from error
+            raise
+        return str(returned)
+
+    def _discard_mismatched_upload(self, container: str, obj: str, etag: str) -> None:
+        """Delete a corrupted upload, unless another writer replaced it since."""
+        try:
+            current = self.head_object(container, obj)
+            if _strip_etag(current.get("etag")) == _strip_etag(etag):
+                cast(Any, super()).delete_object(container, obj)
+                logger.warning("deleted corrupted upload %s/%s", container, obj)
+        except (ClientException, HubicError, OSError) as error:
+            logger.warning(
+                "could not delete corrupted upload %s/%s: %s", container, obj, error
+            )
+
+    def get_object(
+        self,
+        container: str,
+        obj: str,
+        resp_chunk_size: int | None = None,
+        query_string: str | None = None,
+        response_dict: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[dict[str, str], Any]:
+        """Download an object and check its MD5; return ``(headers, body)``.
+
+        Without ``resp_chunk_size`` the body is bytes, checked before this
+        returns. With it, the body is an iterator of chunks (with ``read``) that
+        raises `HubicChecksumMismatch` when the stream ends corrupt, so a
+        caller must not trust what it wrote until the iteration finished.
+        Static and dynamic large objects arrive as one stream but cannot be
+        checked: their ETag is not the MD5 of their content. Ranged requests
+        are not checked either.
+        """
+        validate_container_name(container)
+        validate_object_name(obj)
+        response_headers, body = cast(Any, super()).get_object(
+            container,
+            obj,
+            resp_chunk_size=resp_chunk_size,
+            query_string=query_string,
+            response_dict=response_dict,
+            headers=headers,
+        )
+        expected = _content_md5(response_headers, headers)
+        if expected is None:
+            return response_headers, body
+
+        target = f"{container}/{obj}"
+        if resp_chunk_size:
+            return response_headers, _VerifiedBody(body, expected, target)
+        _check_md5(_md5_of(body), expected, target)
+        return response_headers, body
+
+    def delete_object(
+        self,
+        container: str,
+        obj: str,
+        query_string: str | None = None,
+        response_dict: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Delete an object; for a static large object, its segments too.
+
+        Without ``query_string`` this sends a HEAD first to learn whether the
+        object is a static large object. If it is, the manifest is read, the
+        manifest deleted, and then every segment it lists, so an interruption
+        leaves unused segments rather than a broken object. A dynamic large
+        object's segments stay: its manifest names only a prefix, which other
+        objects may share. With ``query_string`` the request is sent as given.
+        """
+        validate_container_name(container)
+        validate_object_name(obj)
+        parent = cast(Any, super())
+        if query_string is not None:
+            parent.delete_object(
+                container,
+                obj,
+                query_string=query_string,
+                response_dict=response_dict,
+                headers=headers,
+            )
+            return
+
+        current = self.head_object(container, obj)
+        segments: list[dict[str, Any]] = []
+        if _is_true(current.get("x-static-large-object")):
+            segments = self._read_manifest(container, obj)
+        parent.delete_object(
+            container, obj, response_dict=response_dict, headers=headers
+        )
+        if segments:
+            self._delete_segments(segments, keep=set())
+
+    # Large object helpers.
+
+    def _read_manifest(self, container: str, obj: str) -> list[dict[str, Any]]:
+        """Return the segment entries of a static large object's manifest."""
+        headers, body = cast(Any, super()).get_object(
+            container, obj, query_string="multipart-manifest=get"
+        )
+        if not _is_true(headers.get("x-static-large-object")):
+            return []
+        try:
+            entries = json.loads(body)
+        except ValueError as error:
+            raise HubicTransferError(
+                f"manifest of {container}/{obj} is not valid JSON: {error}"
+            ) from error
+        if not isinstance(entries, list):
+            raise HubicTransferError(f"manifest of {container}/{obj} is not a list")
+        return [entry for entry in entries if isinstance(entry, dict)]
+
+    def _delete_segments(self, entries: list[dict[str, Any]], keep: set[str]) -> None:
+        """Delete the segments a manifest lists, except the paths in ``keep``."""
+        paths = sorted(
+            {
+                str(entry["name"])
+                for entry in entries
+                if "name" in entry and str(entry["name"]) not in keep
+            }
+        )
+        nested = {str(entry["name"]) for entry in entries if entry.get("sub_slo")}
+
+        def delete(path: str) -> None:
+            container, obj = _split_segment_path(path)
+            try:
+                if path in nested:
+                    self.delete_object(container, obj)
+                else:
+                    cast(Any, super(TransferMixin, self)).delete_object(container, obj)
+            except ClientException as error:
+                if error.http_status != 404:
+                    raise
+
+        self._run_parallel([_bind(delete, path) for path in paths])
+        logger.debug("deleted %d old segments", len(paths))
+
+    # Parallel work.
+
+    def _run_parallel(
+        self,
+        tasks: list[Callable[[], _T]],
+        workers: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[_T]:
+        """Run ``tasks`` on a thread pool and return their results in order.
+
+        The first exception stops the tasks not yet started, sets ``cancel`` so
+        running uploads stop at their next chunk, and is raised once the
+        running ones have ended.
+        """
+        if not tasks:
+            return []
+        count = min(_check_workers(workers or self.transfer_workers), len(tasks))
+        if count == 1:
+            return [task() for task in tasks]
+
+        executor = ThreadPoolExecutor(count, thread_name_prefix="lhubic-transfer")
+        futures: list[Future[_T]] = []
+        try:
+            futures = [executor.submit(task) for task in tasks]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [future for future in done if future.exception() is not None]
+            if failed:
+                if cancel is not None:
+                    cancel.set()
+                for future in pending:
+                    future.cancel()
+                wait(pending)
+                raise cast(BaseException, failed[0].exception())
+            return [future.result() for future in futures]
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            self._close_finished_threads()
+
+    # Whole files: upload.
+
+    def upload_file(
+        self,
+        container: str,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        segment_size: int | None = None,
+        large_object_threshold: int | None = None,
+        workers: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> str:
+        """Upload the file at ``path`` as ``container/name``; return its ETag.
+
+        A file up to ``large_object_threshold`` bytes goes up as one object,
+        sent with its MD5 so Swift rejects a corrupted body before replacing
+        anything. A larger one becomes a static large object: segments of
+        ``segment_size`` bytes go to ``<container>_segments`` on ``workers``
+        threads, each checked and retried, then the manifest replaces the
+        object. Rerunning an interrupted upload of an unchanged file sends only
+        the segments not yet stored.
+
+        One HEAD request first finds out whether the name holds a static large
+        object; its old segments are deleted once the new object is in place.
+        """
+        validate_container_name(container)
+        validate_object_name(name)
+        _check_upload_options(path, segment_size, large_object_threshold, workers)
+        existing = self._existing_object(container, name)
+        progress_totals = _Progress(progress, 0, 1)
+        etag = self._upload_file(
+            container,
+            name,
+            path,
+            existing,
+            content_type=content_type,
+            headers=headers,
+            segment_size=segment_size,
+            large_object_threshold=large_object_threshold,
+            workers=workers,
+            progress=progress_totals,
+        )
+        progress_totals.file_done()
+        return etag
+
+    def _existing_object(self, container: str, name: str) -> _ExistingObject | None:
+        try:
+            current = self.head_object(container, name)
+        except ClientException as error:
+            if error.http_status == 404:
+                return None
+            raise
+        return _ExistingObject(
+            is_static_large_object=_is_true(current.get("x-static-large-object")),
+            is_dynamic_large_object="x-object-manifest" in current,
+        )
+
+    def _upload_file(
+        self,
+        container: str,
+        name: str,
+        path: str | os.PathLike[str],
+        existing: _ExistingObject | None,
+        *,
+        content_type: str | None,
+        headers: dict[str, str] | None,
+        segment_size: int | None,
+        large_object_threshold: int | None,
+        workers: int | None,
+        progress: _Progress,
+        cancel: threading.Event | None = None,
+    ) -> str:
+        stat = os.stat(path)
+        threshold = (
+            self.large_object_threshold
+            if large_object_threshold is None
+            else large_object_threshold
+        )
+        progress.add_total(stat.st_size, 0)
+
+        old_segments: list[dict[str, Any]] = []
+        if existing is not None and existing.is_static_large_object:
+            old_segments = self._read_manifest(container, name)
+
+        if stat.st_size > threshold:
+            etag, new_paths = self._upload_large_file(
+                container,
+                name,
+                path,
+                stat,
+                segment_size=segment_size or self.segment_size,
+                workers=workers,
+                content_type=content_type,
+                headers=headers,
+                progress=progress,
+                cancel=cancel,
+            )
+        else:
+            etag = self._upload_small_file(
+                container,
+                name,
+                path,
+                stat.st_size,
+                content_type=content_type,
+                headers=headers,
+                progress=progress,
+                cancel=cancel,
+            )
+            new_paths = set()
+
+        if old_segments:
+            self._delete_segments(old_segments, keep=new_paths)
+        return etag
+
+    def _upload_small_file(
+        self,
+        container: str,
+        name: str,
+        path: str | os.PathLike[str],
+        size: int,
+        *,
+        content_type: str | None,
+        headers: dict[str, str] | None,
+        progress: _Progress,
+        cancel: threading.Event | None,
+    ) -> str:
+        if size <= _BUFFERED_UPLOAD_LIMIT:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            etag = self._put_object(
+                container,
+                name,
+                data,
+                content_type=content_type,
+                headers=headers,
+            )
+            progress.add_bytes(len(data))
+            return etag
+
+        # Hashing first costs a second read, but lets Swift verify the body
+        # before the new object replaces the old one.
+        md5 = file_md5(path)
+        with open(path, "rb") as handle:
+            return self._put_object(
+                container,
+                name,
+                handle,
+                content_length=size,
+                etag=md5,
+                content_type=content_type,
+                headers=headers,
+                on_bytes=progress.add_bytes,
+                cancel=cancel,
+            )
+
+    def _upload_large_file(
+        self,
+        container: str,
+        name: str,
+        path: str | os.PathLike[str],
+        stat: os.stat_result,
+        *,
+        segment_size: int,
+        workers: int | None,
+        content_type: str | None,
+        headers: dict[str, str] | None,
+        progress: _Progress,
+        cancel: threading.Event | None,
+    ) -> tuple[str, set[str]]:
+        """Upload a file as a static large object; return its ETag and segment paths."""
+        segment_container = segments_container(container)
+        chosen_size = _choose_segment_size(stat.st_size, segment_size)
+        prefix = _segment_prefix(name, stat.st_size, stat.st_mtime, chosen_size)
+        segments = _plan_segments(stat.st_size, chosen_size, prefix)
+        stored = self._stored_segments(segment_container, prefix)
+        cancel = cancel or threading.Event()
+
+        md5s = self._run_parallel(
+            [
+                _bind(
+                    self._upload_segment,
+                    segment_container,
+                    path,
+                    segment,
+                    stored.get(segment.name),
+                    progress,
+                    cancel,
+                )
+                for segment in segments
+            ],
+            workers,
+            cancel,
+        )
+
+        manifest = [
+            {
+                "path": f"/{segment_container}/{segment.name}",
+                "etag": md5,
+                "size_bytes": segment.length,
+            }
+            for segment, md5 in zip(segments, md5s, strict=True)
+        ]
+        # Swift checks the ETag header of a manifest against its segments' ETags.
+        expected = slo_etag(md5s)
+        returned = self._put_object(
+            container,
+            name,
+            json.dumps(manifest).encode("utf-8"),
+            etag=expected,
+            content_type=content_type,
+            headers=headers,
+            query_string="multipart-manifest=put",
+        )
+        if _strip_etag(returned) != expected:
+            raise HubicChecksumMismatch(
+                f"manifest of {container}/{name} got ETag {returned} but its "
+                f"segments give {expected}; upload the file again"
+            )
+        logger.info(
+            "uploaded %s/%s as %d segments (%d reused)",
+            container,
+            name,
+            len(segments),
+            sum(1 for segment in segments if segment.name in stored),
+        )
+        paths = {f"/{segment_container}/{segment.name}" for segment in segments}
+        return returned, paths
+
+    def _stored_segments(
+        self, container: str, prefix: str
+    ) -> dict[str, dict[str, Any]]:
+        """Return the listing entries of segments already stored under ``prefix``."""
+        try:
+            return {
+                entry["name"]: entry
+                for entry in iter_objects(self, container, prefix=prefix)
+                if "name" in entry
+            }
+        except ClientException as error:
+            if error.http_status != 404:
+                raise
+        cast(Any, super()).put_container(container)
+        return {}
+
+    def _upload_segment(
+        self,
+        container: str,
+        path: str | os.PathLike[str],
+        segment: _Segment,
+        stored: dict[str, Any] | None,
+        progress: _Progress,
+        cancel: threading.Event,
+    ) -> str:
+        """Upload one segment unless an identical one is stored; return its MD5."""
+        if stored is not None and int(stored.get("bytes", -1)) == segment.length:
+            local = file_md5(path, segment.offset, segment.length)
+            if local == _strip_etag(stored.get("hash")):
+                logger.debug("reusing stored segment %s/%s", container, segment.name)
+                progress.add_bytes(segment.length)
+                return local
+
+        attempt = 1
+        while True:
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(segment.offset)
+                    return self._put_object(
+                        container,
+                        segment.name,
+                        handle,
+                        content_length=segment.length,
+                        on_bytes=progress.add_bytes,
+                        cancel=cancel,
+                    )
+            except HubicChecksumMismatch:
+                if attempt >= self.segment_attempts or cancel.is_set():
+                    raise
+                logger.warning(
+                    "segment %s/%s arrived corrupt (attempt %d of %d); resending",
+                    container,
+                    segment.name,
+                    attempt,
+                    self.segment_attempts,
+                )
+                attempt += 1
+
+    # Whole files: download.
+
+    def download_file(
+        self,
+        container: str,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        workers: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, str]:
+        """Download ``container/name`` to the file ``path``; return its headers.
+
+        The data goes to a temporary file beside ``path``, which replaces
+        ``path`` only once the whole object arrived and its checksum matched, so
+        a failure leaves ``path`` as it was. A plain object is checked against
+        its MD5 ETag. A static large object's segments are fetched on
+        ``workers`` threads, each checked against the MD5 in the manifest.
+        A dynamic large object streams in one piece, checked only for length.
+        The file is not fsynced.
+        """
+        validate_container_name(container)
+        validate_object_name(name)
+        progress_totals = _Progress(progress, 0, 1)
+        headers = self._download_file(container, name, path, workers, progress_totals)
+        progress_totals.file_done()
+        return headers
+
+    def _download_file(
+        self,
+        container: str,
+        name: str,
+        path: str | os.PathLike[str],
+        workers: int | None,
+        progress: _Progress,
+    ) -> dict[str, str]:
+        target = os.fspath(path)
+        fd, temp_path = _create_temp_beside(target)
+        try:
+            try:
+                headers = self._download_to_fd(container, name, fd, workers, progress)
+            finally:
+                os.close(fd)
+            os.replace(temp_path, target)
+        except BaseException:
+            _remove_quietly(temp_path)
+            raise
+        return headers
+
+    def _download_to_fd(
+        self,
+        container: str,
+        name: str,
+        fd: int,
+        workers: int | None,
+        progress: _Progress,
+    ) -> dict[str, str]:
+        # One GET serves every kind of object: a plain object arrives as it
+        # is, a static large object as its manifest.
+        headers, body = self.get_object(
+            container,
+            name,
+            resp_chunk_size=CHUNK_SIZE,
+            query_string="multipart-manifest=get",
+        )
+        if _is_true(headers.get("x-static-large-object")):
+            manifest = json.loads(b"".join(body))
+            self._download_segments(container, name, manifest, fd, workers, progress)
+            return dict(headers)
+
+        if "x-object-manifest" in headers:
+            body.close()
+            headers, body = self.get_object(container, name, resp_chunk_size=CHUNK_SIZE)
+
+        expected_length = int(headers.get("content-length", -1))
+        progress.add_total(max(expected_length, 0), 0)
+        written = _write_stream(body, fd, 0, progress)
+        if expected_length >= 0 and written != expected_length:
+            raise HubicTransferError(
+                f"download of {container}/{name} ended after {written} of "
+                f"{expected_length} bytes; download it again"
+            )
+        return dict(headers)
+
+    def _download_segments(
+        self,
+        container: str,
+        name: str,
+        manifest: list[dict[str, Any]],
+        fd: int,
+        workers: int | None,
+        progress: _Progress,
+    ) -> None:
+        offsets = []
+        offset = 0
+        for entry in manifest:
+            offsets.append(offset)
+            offset += _segment_entry_length(entry)
+        progress.add_total(offset, 0)
+        os.ftruncate(fd, offset)
+
+        def fetch(entry: dict[str, Any], start: int) -> None:
+            self._download_segment(entry, fd, start, progress)
+
+        self._run_parallel(
+            [
+                _bind(fetch, entry, start)
+                for entry, start in zip(manifest, offsets, strict=True)
+            ],
+            workers,
+        )
+        logger.debug(
+            "downloaded %s/%s from %d segments", container, name, len(manifest)
+        )
+
+    def _download_segment(
+        self, entry: dict[str, Any], fd: int, offset: int, progress: _Progress
+    ) -> None:
+        length = _segment_entry_length(entry)
+        if "data" in entry:
+            import base64
+
+            os.pwrite(fd, base64.b64decode(entry["data"]), offset)
+            progress.add_bytes(length)
+            return
+
+        container, obj = _split_segment_path(str(entry["name"]))
+        request_headers = None
+        if entry.get("range"):
+            request_headers = {"Range": f"bytes={entry['range']}"}
+        headers, body = self.get_object(
+            container, obj, resp_chunk_size=CHUNK_SIZE, headers=request_headers
+        )
+        expected = _content_md5(headers, request_headers)
+        manifest_md5 = _strip_etag(entry.get("hash"))
+        if expected is not None and manifest_md5 and expected != manifest_md5:
+            body.close()
+            raise HubicChecksumMismatch(
+                f"segment {container}/{obj} has ETag {expected} but the manifest "
+                f"expects {manifest_md5}; the segment was replaced"
+            )
+        written = _write_stream(body, fd, offset, progress)
+        if written != length:
+            raise HubicTransferError(
+                f"segment {container}/{obj} gave {written} bytes where the "
+                f"manifest lists {length}"
+            )
+
+
+# Module helpers.
+
+
+def _bind(function: Callable[..., _T], *args: Any) -> Callable[[], _T]:
+    def call() -> _T:
+        return function(*args)
+
+    return call
+
+
+def _check_workers(workers: int) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise HubicInputError(
+            f"invalid workers {workers!r}: pass a thread count of 1 or more"
+        )
+    return workers
+
+
+def _check_upload_options(
+    path: str | os.PathLike[str],
+    segment_size: int | None,
+    large_object_threshold: int | None,
+    workers: int | None,
+) -> None:
+    if not os.path.isfile(path):
+        raise HubicInputError(
+            f"cannot upload {os.fspath(path)!r}: it is not a regular file or does "
+            "not exist; pass the path of a file"
+        )
+    if segment_size is not None:
+        _check_segment_size(segment_size)
+    if workers is not None:
+        _check_workers(workers)
+    if large_object_threshold is None:
+        return
+    if (
+        isinstance(large_object_threshold, bool)
+        or not isinstance(large_object_threshold, int)
+        or not 0 <= large_object_threshold <= MAX_OBJECT_SIZE
+    ):
+        raise HubicInputError(
+            f"invalid large_object_threshold {large_object_threshold!r}: pass a "
+            f"size in bytes from 0 to {MAX_OBJECT_SIZE}, Swift's limit for one "
+            "object"
+        )
+
+
+def _check_length(content_length: int | None) -> None:
+    if content_length is None:
+        return
+    if isinstance(content_length, bool) or not isinstance(content_length, int):
+        raise HubicInputError(
+            f"invalid content_length {content_length!r}: pass an int or None"
+        )
+    if content_length < 0:
+        raise HubicInputError(
+            f"invalid content_length {content_length}: a size cannot be negative"
+        )
+    if content_length > MAX_OBJECT_SIZE:
+        raise HubicInputError(
+            f"invalid content_length {content_length}: Swift stores at most "
+            f"{MAX_OBJECT_SIZE} bytes in one object; use upload_file, which "
+            "makes a static large object"
+        )
+
+
+def _md5_of(data: Any) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return str(hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+
+def _segment_entry_length(entry: dict[str, Any]) -> int:
+    if entry.get("range"):
+        first, _, last = str(entry["range"]).partition("-")
+        return int(last) - int(first) + 1
+    if "data" in entry:
+        import base64
+
+        return len(base64.b64decode(entry["data"]))
+    return int(entry["bytes"])
+
+
+def _write_stream(body: Any, fd: int, offset: int, progress: _Progress) -> int:
+    written = 0
+    for chunk in body:
+        view = memoryview(chunk)
+        while view:
+            count = os.pwrite(fd, view, offset + written)
+            view = view[count:]
+            written += count
+        progress.add_bytes(len(chunk))
+    return written
+
+
+def _create_temp_beside(target: str) -> tuple[int, str]:
+    """Create an empty file next to ``target``, with the permissions it would get."""
+    directory, base = os.path.split(os.path.abspath(target))
+    if not os.path.isdir(directory):
+        raise HubicInputError(
+            f"cannot download to {target!r}: folder {directory!r} does not "
+            "exist; create it first"
+        )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temp_path = os.path.join(directory, f".{base}.{os.urandom(4).hex()}.part")
+        try:
+            return os.open(temp_path, flags, 0o666), temp_path
+        except FileExistsError:
+            continue
+    raise HubicTransferError(f"cannot create a temporary file in {directory!r}")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        logger.warning("could not remove temporary file %s: %s", path, error)
