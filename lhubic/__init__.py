@@ -7,6 +7,7 @@ hubiC's OAuth2 service; the REST API is reached with `Hubic.hubic_get`,
 
 import logging
 
+from .bulk import FileResult, FileStatus, download_tree, upload_tree
 from .connection import Hubic
 from .credentials import AccessToken, Clock, StorageCredentials
 from .exceptions import (
@@ -32,12 +33,17 @@ from .exceptions import (
     HubicTokenRevoked,
     HubicTransferError,
 )
+from .listing import iter_containers, iter_objects
+from .names import validate_container_name, validate_object_name
+from .transfers import ProgressCallback
 
 __version__ = "1.0.0"
 
 __all__ = [
     "AccessToken",
     "Clock",
+    "FileResult",
+    "FileStatus",
     "Hubic",
     "HubicAccessDenied",
     "HubicAccessFailure",
@@ -60,8 +66,15 @@ __all__ = [
     "HubicTokenFailure",
     "HubicTokenRevoked",
     "HubicTransferError",
+    "ProgressCallback",
     "StorageCredentials",
     "__version__",
+    "download_tree",
+    "iter_containers",
+    "iter_objects",
+    "upload_tree",
+    "validate_container_name",
+    "validate_object_name",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
