@@ -7,8 +7,9 @@ import re
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
+import lxml.html  # type: ignore[import-untyped]
 import pytest
 import requests
 
@@ -114,7 +115,7 @@ def get_code(server: HubicTestServer, **overrides: str | None) -> str:
 
 def exchange(
     server: HubicTestServer,
-    data: dict[str, str],
+    data: dict[str, str] | list[tuple[str, str]],
     auth: tuple[str, str] | None = None,
     **kwargs: Any,
 ) -> requests.Response:
@@ -186,6 +187,83 @@ def test_auth_page_without_trailing_slash(server: HubicTestServer) -> None:
 
     assert response.status_code == 200
     assert 'name="oauth"' in response.text
+
+
+def test_auth_page_cannot_be_framed(server: HubicTestServer) -> None:
+    page = open_form(server)
+
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert page.headers["Cache-Control"] == "no-store"
+
+
+def test_browser_completes_consent_form(server: HubicTestServer) -> None:
+    """Fill the form with lxml's HTML form model, which follows the browser
+    rules for hidden inputs, ticked checkboxes and the pressed button."""
+    page = open_form(server)
+    form = lxml.html.fromstring(page.text, base_url=page.url).forms[0]
+    form.fields["login"] = server.user.login
+    form.fields["user_pwd"] = server.user.password
+    buttons = form.xpath('.//button[@type="submit"][@value="accepted"]')
+    fields = [*form.form_values(), (buttons[0].get("name"), "accepted")]
+
+    response = requests.post(
+        form.action, data=fields, allow_redirects=False, timeout=30
+    )
+    query = redirect_query(response)
+
+    assert form.method == "POST"
+    assert form.get("accept-charset") == "utf-8"
+    assert form.action == f"{server.api_url}/oauth/auth/"
+    assert query["scope"] == [server.scope]
+    assert query["state"] == ["state-123"]
+    assert "code" in query
+
+
+def auth_query_with(
+    server: HubicTestServer, name: str, second_value: str
+) -> list[tuple[str, str]]:
+    """Return the authorization query with ``name`` given a second time."""
+    params = list(auth_params(server).items())
+    return [*params, (name, second_value)]
+
+
+@pytest.mark.parametrize("name", ["client_id", "redirect_uri"])
+def test_auth_repeated_client_goes_to_service_page(
+    server: HubicTestServer, name: str
+) -> None:
+    response = requests.get(
+        f"{server.api_url}/oauth/auth/",
+        params=auth_query_with(server, name, auth_params(server)[name]),
+        allow_redirects=False,
+        timeout=30,
+    )
+    query = redirect_query(response)
+
+    assert response.headers["Location"].startswith(f"{server.api_url}/oauth/error/")
+    assert query["error"] == ["invalid_request"]
+    assert query["error_description"] == [f"repeated argument {name}"]
+
+
+@pytest.mark.parametrize(
+    ("name", "second_value"),
+    [("scope", "usage.r"), ("response_type", "code"), ("state", "other")],
+)
+def test_auth_repeated_argument_goes_to_app(
+    server: HubicTestServer, name: str, second_value: str
+) -> None:
+    response = requests.get(
+        f"{server.api_url}/oauth/auth/",
+        params=auth_query_with(server, name, second_value),
+        allow_redirects=False,
+        timeout=30,
+    )
+    query = redirect_query(response)
+
+    assert response.headers["Location"].startswith(server.app.redirect_uri + "?")
+    assert query["error"] == ["invalid_request"]
+    assert query["error_description"] == [f"repeated argument {name}"]
+    assert "code" not in query
 
 
 ERROR_PAGE_CASES = [
@@ -455,6 +533,69 @@ def test_post_without_action(server: HubicTestServer) -> None:
     assert query["error_description"] == ["missing arguments"]
 
 
+def test_post_without_password_shows_error(server: HubicTestServer) -> None:
+    page = open_form(server)
+    action, fields = fill_login_form(page.text, server.user.login, "unused")
+    fields = [field for field in fields if field[0] != "user_pwd"]
+
+    response = submit(page, fields, action)
+
+    assert response.status_code == 200
+    assert 'class="text-error"' in response.text
+
+
+def test_post_repeated_oauth_number(server: HubicTestServer) -> None:
+    page = open_form(server)
+    action, fields = fill_login_form(page.text, server.user.login, server.user.password)
+    fields.append(("oauth", "123456789012345"))
+
+    response = submit(page, fields, action)
+    query = redirect_query(response)
+
+    assert response.headers["Location"].startswith(f"{server.api_url}/oauth/error/")
+    assert query["error"] == ["invalid_request"]
+    assert query["error_description"] == ["repeated argument oauth"]
+
+
+@pytest.mark.parametrize("name", ["login", "user_pwd", "action"])
+def test_post_repeated_field_goes_to_app(server: HubicTestServer, name: str) -> None:
+    page = open_form(server)
+    action, fields = fill_login_form(page.text, server.user.login, server.user.password)
+    fields.append((name, dict(fields)[name]))
+
+    query = redirect_query(submit(page, fields, action))
+
+    assert query["error"] == ["invalid_request"]
+    assert query["error_description"] == [f"repeated argument {name}"]
+    assert query["state"] == ["state-123"]
+    assert "code" not in query
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"oauth": "1", "action": "accepted"}'),
+        ("application/x-www-form-urlencoded", b"oauth=%FF%FE&action=accepted"),
+        ("text/plain", b"oauth=1&action=accepted"),
+    ],
+)
+def test_post_unreadable_body_goes_to_service_page(
+    server: HubicTestServer, content_type: str, body: bytes
+) -> None:
+    response = requests.post(
+        f"{server.api_url}/oauth/auth/",
+        data=body,
+        headers={"Content-Type": content_type},
+        allow_redirects=False,
+        timeout=30,
+    )
+    query = redirect_query(response)
+
+    assert response.headers["Location"].startswith(f"{server.api_url}/oauth/error/")
+    assert query["error"] == ["invalid_request"]
+    assert query["error_description"] == ["missing arguments"]
+
+
 def test_implicit_grant_returns_token_in_fragment(server: HubicTestServer) -> None:
     response = log_in(server, response_type="token")
     fragment = parse_qs(urlsplit(response.headers["Location"]).fragment)
@@ -546,6 +687,63 @@ def test_token_json_body_is_rejected(server: HubicTestServer) -> None:
     assert_error(response, 400, "invalid_request", "missing parameters")
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "multipart/form-data; boundary=x", ""]
+)
+def test_token_non_form_body_is_rejected(
+    server: HubicTestServer, content_type: str
+) -> None:
+    body = urlencode(code_grant(server, "any-code")).encode()
+    response = requests.post(
+        f"{server.api_url}/oauth/token/",
+        data=body,
+        headers={"Content-Type": content_type},
+        auth=(server.app.client_id, server.app.client_secret),
+        timeout=30,
+    )
+
+    assert_error(response, 400, "invalid_request", "missing parameters")
+
+
+def test_token_form_with_charset_is_accepted(server: HubicTestServer) -> None:
+    body = urlencode(code_grant(server, get_code(server))).encode()
+    response = requests.post(
+        f"{server.api_url}/oauth/token/",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"},
+        auth=(server.app.client_id, server.app.client_secret),
+        timeout=30,
+    )
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name", ["grant_type", "code", "redirect_uri", "client_id", "client_secret"]
+)
+def test_token_repeated_parameter(server: HubicTestServer, name: str) -> None:
+    data = code_grant(server, get_code(server))
+    data.update(client_id=server.app.client_id, client_secret=server.app.client_secret)
+    fields = [*data.items(), (name, data[name])]
+
+    response = requests.post(f"{server.api_url}/oauth/token/", data=fields, timeout=30)
+
+    assert_error(response, 400, "invalid_request", f"repeated parameter {name}")
+
+
+def test_token_repeated_refresh_token(server: HubicTestServer) -> None:
+    tokens = exchange(server, code_grant(server, get_code(server))).json()
+    fields = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"]),
+        ("refresh_token", "other"),
+    ]
+
+    response = exchange(server, fields)
+
+    assert_error(response, 400, "invalid_request", "repeated parameter refresh_token")
+
+
 TOKEN_MISSING_CASES = [
     {"code": "x", "redirect_uri": "http://127.0.0.1/"},
     {"grant_type": "authorization_code", "redirect_uri": "http://127.0.0.1/"},
@@ -597,6 +795,22 @@ def test_token_malformed_basic_header(server: HubicTestServer, header: str) -> N
         headers={"Authorization": header},
         timeout=30,
     )
+
+    assert_error(response, 401, "unauthorized_client", "please verify credentials")
+
+
+def test_token_unknown_client_in_basic(server: HubicTestServer) -> None:
+    response = exchange(
+        server, code_grant(server, "any-code"), auth=("api_hubic_unknown", "secret")
+    )
+
+    assert_error(response, 401, "unauthorized_client", "please verify credentials")
+
+
+def test_token_unknown_client_in_body(server: HubicTestServer) -> None:
+    data = code_grant(server, "any-code")
+    data.update(client_id="api_hubic_unknown", client_secret="secret")
+    response = requests.post(f"{server.api_url}/oauth/token/", data=data, timeout=30)
 
     assert_error(response, 401, "unauthorized_client", "please verify credentials")
 

@@ -15,7 +15,7 @@ import logging
 import re
 import socketserver
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -37,6 +37,7 @@ __all__ = [
     "json_response",
     "parse_form",
     "redirect",
+    "repeated_field",
     "text_response",
 ]
 
@@ -59,13 +60,17 @@ StartResponse = Callable[..., Any]
 
 @dataclass
 class Request:
-    """One HTTP request, decoded from the WSGI environment."""
+    """One HTTP request, decoded from the WSGI environment.
+
+    The repr leaves out the headers and the body, which carry tokens, client
+    secrets and passwords.
+    """
 
     method: str
     path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
+    query: dict[str, list[str]] = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
     params: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -92,13 +97,31 @@ def parse_form(text: str) -> dict[str, list[str]]:
     return parse_qs(text, keep_blank_values=True, encoding="utf-8", errors="strict")
 
 
+def repeated_field(
+    fields: Mapping[str, Sequence[str]], names: Iterable[str]
+) -> str | None:
+    """Return the first of ``names`` that appears more than once, else None.
+
+    OAuth2 (RFC 6749, section 3.1) forbids repeating a parameter, and taking
+    the first or the last value silently could hide a client's mistake.
+    """
+    for name in names:
+        if len(fields.get(name, ())) > 1:
+            return name
+    return None
+
+
 @dataclass
 class Response:
-    """An HTTP response: status, headers and body."""
+    """An HTTP response: status, headers and body.
+
+    The repr leaves out the headers and the body, which may carry codes and
+    tokens.
+    """
 
     status: int
-    headers: list[tuple[str, str]]
-    body: bytes | Iterable[bytes] = b""
+    headers: list[tuple[str, str]] = field(repr=False)
+    body: bytes | Iterable[bytes] = field(default=b"", repr=False)
 
 
 def json_response(
@@ -323,7 +346,8 @@ class HttpService:
     def start(self) -> None:
         """Bind the port and serve in a background thread.
 
-        Raises HubicConfigError when the port is already in use.
+        Raises HubicConfigError when the port is already in use or cannot be
+        bound.
         """
         try:
             server = _ThreadingServer((self.host, self.requested_port), _RequestHandler)
@@ -331,10 +355,14 @@ class HttpService:
             if error.errno == errno.EADDRINUSE:
                 raise HubicConfigError(
                     f"port {self.requested_port} on {self.host} is already in use; "
-                    "stop what listens there, pick another port, or pass port=0 "
+                    "stop what listens there, pick another port, or use port 0 "
                     "for a free one"
                 ) from error
-            raise
+            raise HubicConfigError(
+                f"cannot listen on port {self.requested_port} on {self.host}: "
+                f"{error.strerror or error}; pick another port, or use port 0 "
+                "for a free one"
+            ) from error
         server.set_app(self.app)
         self._server = server
         self._thread = threading.Thread(

@@ -33,6 +33,7 @@ from .http import (
     json_error,
     json_response,
     redirect,
+    repeated_field,
     text_response,
 )
 from .state import (
@@ -67,6 +68,33 @@ _ENTRY_POINT_LABELS = {
 _RIGHT_LABELS = {"r": "read", "w": "write", "d": "delete"}
 
 _NO_STORE = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+# The login page must not be framed by another site, which could trick the
+# user into clicking Accept (RFC 6749, section 10.13), nor be cached.
+_LOGIN_PAGE_HEADERS = [
+    *_NO_STORE,
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none'"),
+]
+
+# Parameters that each request may carry at most once. A scope entry point
+# on the login form may repeat, one field per rights letter.
+_AUTH_QUERY_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state")
+_LOGIN_FORM_FIELDS = ("action", "login", "user_pwd")
+_TOKEN_FIELDS = (
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "refresh_token",
+    "client_id",
+    "client_secret",
+)
+
+
+def _login_page(page: str) -> Response:
+    response = html_response(200, page)
+    response.headers.extend(_LOGIN_PAGE_HEADERS)
+    return response
 
 
 def rate_limited_response(limit: RateLimit) -> Response:
@@ -153,9 +181,7 @@ class OAuthPages:
             checked.state,
             checked.response_type,
         )
-        return html_response(
-            200, render_login_page(oauth, checked.client_id, checked.scope)
-        )
+        return _login_page(render_login_page(oauth, checked.client_id, checked.scope))
 
     def _check_authorization_request(
         self, request: Request
@@ -164,6 +190,14 @@ class OAuthPages:
         redirect_uri = request.query_value("redirect_uri")
         if not client_id or not redirect_uri:
             return self._error_page(request, "invalid_request", "missing arguments")
+
+        # NOTE: hubiC's response to a repeated parameter is not on record.
+        # OAuth2 (RFC 6749, section 3.1) makes it invalid_request.
+        repeated = repeated_field(request.query, _AUTH_QUERY_FIELDS)
+        if repeated in ("client_id", "redirect_uri"):
+            return self._error_page(
+                request, "invalid_request", f"repeated argument {repeated}"
+            )
 
         # Until the redirect URI matches the registered one, it is not trusted,
         # so errors go to the service's own error page (RFC 6749, 4.1.2.1).
@@ -183,6 +217,10 @@ class OAuthPages:
         partial = _AuthorizationRequest(
             client_id, redirect_uri, Scope(()), state, "code"
         )
+        if repeated is not None:
+            return self._redirect_error(
+                partial, "invalid_request", f"repeated argument {repeated}"
+            )
         if not response_type or not scope_text:
             return self._redirect_error(partial, "invalid_request", "missing arguments")
         if response_type not in ("code", "token"):
@@ -221,6 +259,10 @@ class OAuthPages:
             return self._page_without_location(oauth)
         if not oauth:
             return self._error_page(request, "invalid_request", "missing arguments")
+        if repeated_field(fields, ("oauth",)):
+            return self._error_page(
+                request, "invalid_request", "repeated argument oauth"
+            )
 
         form = self.state.take_form(oauth)
         if form is None:
@@ -231,6 +273,11 @@ class OAuthPages:
             )
 
         checked = _AuthorizationRequest.from_form(form)
+        repeated = repeated_field(fields, _LOGIN_FORM_FIELDS)
+        if repeated is not None:
+            return self._redirect_error(
+                checked, "invalid_request", f"repeated argument {repeated}"
+            )
         action = _first(fields, "action")
         if action == "refused":
             logger.info("a user denied access to client %s", form.client_id)
@@ -255,9 +302,7 @@ class OAuthPages:
             return html_response(
                 200, render_message_page("Please retry", "please retry")
             )
-        return html_response(
-            200, render_login_page(oauth or "", form.client_id, form.scope)
-        )
+        return _login_page(render_login_page(oauth or "", form.client_id, form.scope))
 
     def _form_again(self, form: LoginForm, login: str) -> Response:
         oauth = self.state.open_form(
@@ -270,7 +315,7 @@ class OAuthPages:
         page = render_login_page(
             oauth, form.client_id, form.scope, login=login, error=AUTHENTICATION_FAILED
         )
-        return html_response(200, page)
+        return _login_page(page)
 
     def _grant(
         self, form: LoginForm, user: UserRecord, fields: Mapping[str, Sequence[str]]
@@ -385,6 +430,14 @@ class OAuthPages:
             return json_error(400, "invalid_request", "missing parameters")
 
         try:
+            repeated = repeated_field(fields, _TOKEN_FIELDS)
+            if repeated is not None:
+                # NOTE: hubiC's response to a repeated parameter is not on
+                # record. OAuth2 (RFC 6749, section 5.2) makes it
+                # invalid_request.
+                raise ProtocolError(
+                    400, "invalid_request", f"repeated parameter {repeated}"
+                )
             credentials = _client_credentials(request, fields)
             if credentials is None or _first(fields, "grant_type") is None:
                 raise ProtocolError(400, "invalid_request", "missing parameters")
