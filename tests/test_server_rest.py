@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -201,6 +203,56 @@ def test_swiftclient_stores_lists_and_reads(
     assert headers["content-type"] == "text/plain"
 
 
+def test_swiftclient_static_large_object(
+    storage: swiftclient.client.Connection,
+) -> None:
+    segments = [b"a" * 1024, b"b" * 1024, b"c" * 10]
+    storage.put_container("default_segments")
+    manifest = []
+    for index, segment in enumerate(segments):
+        path = f"slo/big.bin/{index:08d}"
+        etag = storage.put_object("default_segments", path, segment)
+        manifest.append(
+            {
+                "path": f"/default_segments/{path}",
+                "etag": etag,
+                "size_bytes": len(segment),
+            }
+        )
+    storage.put_object(
+        "default",
+        "big.bin",
+        json.dumps(manifest),
+        query_string="multipart-manifest=put",
+    )
+
+    headers, body = storage.get_object("default", "big.bin")
+    content_md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+    assert body == b"".join(segments)
+    assert headers["x-static-large-object"] == "True"
+    assert headers["etag"].strip('"') != content_md5
+
+
+def test_swiftclient_dynamic_large_object(
+    storage: swiftclient.client.Connection,
+) -> None:
+    storage.put_container("default_segments")
+    for index, segment in enumerate([b"first-", b"second-", b"third"]):
+        storage.put_object("default_segments", f"dlo/part/{index:04d}", segment)
+    storage.put_object(
+        "default",
+        "dlo.txt",
+        b"",
+        headers={"X-Object-Manifest": "default_segments/dlo/part/"},
+    )
+
+    headers, body = storage.get_object("default", "dlo.txt")
+
+    assert body == b"first-second-third"
+    assert headers["x-object-manifest"] == "default_segments/dlo/part/"
+
+
 def test_account_has_default_container_and_quota(
     server: HubicTestServer, storage: swiftclient.client.Connection
 ) -> None:
@@ -223,6 +275,28 @@ def test_storage_token_rejected_on_other_account(
     with pytest.raises(ClientException) as caught:
         connection.get_account()
     assert caught.value.http_status == 403
+
+
+def test_storage_token_ends_at_announced_expiry() -> None:
+    with HubicTestServer(object_server="memory", storage_token_lifetime=2) as server:
+        access_token = server.authorize()["access_token"]
+        first = call(server, access_token, "GET", "account/credentials").json()
+        connection = swiftclient.client.Connection(
+            preauthurl=first["endpoint"], preauthtoken=first["token"], retries=0
+        )
+        connection.head_account()
+        expires = datetime.fromisoformat(first["expires"])
+
+        # `expires` has whole seconds, cut down, so it is never later than the
+        # token's real end; one more second passes that end.
+        time.sleep(max(0.0, expires.timestamp() - time.time()) + 1)
+        with pytest.raises(ClientException) as caught:
+            connection.head_account()
+        second = call(server, access_token, "GET", "account/credentials").json()
+
+    assert caught.value.http_status == 401
+    assert second["token"] != first["token"]
+    assert datetime.fromisoformat(second["expires"]) > expires
 
 
 # Scopes and access tokens.
@@ -455,6 +529,60 @@ def test_link_missing_field(
     assert_error(response, 400, "invalid_request", "missing arguments")
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("container", "default"),
+        ("uri", "/shared/album/one.jpg"),
+        ("ttl", "5"),
+        ("mode", "ro"),
+        ("type", "file"),
+        ("comment", "twice"),
+    ],
+)
+def test_link_repeated_field(
+    server: HubicTestServer, token: str, shared_files: None, name: str, value: str
+) -> None:
+    fields = [*link_fields().items(), (name, value)]
+
+    response = call(server, token, "POST", "account/links", data=fields)
+
+    assert_error(response, 400, "invalid_request", f"repeated argument {name}")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"container": "default", "uri": "/x"}'),
+        ("text/plain", b"container=default&mode=ro&ttl=5&type=file&uri=/x"),
+        ("application/x-www-form-urlencoded", b"container=%FF%FE"),
+    ],
+)
+def test_link_non_form_body(
+    server: HubicTestServer, token: str, content_type: str, body: bytes
+) -> None:
+    response = requests.post(
+        f"{server.api_url}/1.0/account/links",
+        data=body,
+        headers={"Content-Type": content_type, "Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+    assert_error(response, 400, "invalid_request", "missing arguments")
+
+
+def test_delete_link_repeated_query(server: HubicTestServer, token: str) -> None:
+    response = call(
+        server,
+        token,
+        "DELETE",
+        "account/links",
+        params=[("uri", "/shared/photo.jpg"), ("uri", "/other")],
+    )
+
+    assert_error(response, 400, "invalid_request", "repeated argument uri")
+
+
 INVALID_LINK_CASES = [
     ({"mode": "rw"}, "mode must be ro"),
     ({"ttl": "2"}, "ttl must be one of 1, 5, 10, 15, 20, 25, 30 (days)"),
@@ -465,6 +593,14 @@ INVALID_LINK_CASES = [
         "uri must be a path in the container starting with /",
     ),
     ({"container": "a/b"}, "container must be a container name without /"),
+    (
+        {"uri": "/a\x00b"},
+        "container and uri must not contain control characters",
+    ),
+    (
+        {"container": "de\x00fault"},
+        "container and uri must not contain control characters",
+    ),
 ]
 
 

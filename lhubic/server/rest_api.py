@@ -22,6 +22,7 @@ from .http import (
     html_response,
     json_error,
     json_response,
+    repeated_field,
 )
 from .oauth_pages import rate_limited_response, render_message_page
 from .state import (
@@ -44,6 +45,8 @@ PARIS = ZoneInfo("Europe/Paris")
 LINK_TTL_DAYS = (1, 5, 10, 15, 20, 25, 30)
 LINK_KINDS = ("file", "dir")
 _LINK_FIELDS = ("container", "mode", "ttl", "type", "uri")
+_OPTIONAL_LINK_FIELDS = ("comment",)
+_DELETE_LINK_FIELDS = ("container", "uri")
 _MAX_NAME_LENGTH = 1024
 
 Endpoint = Callable[[Request, AccessGrant, UserRecord], Response]
@@ -73,6 +76,18 @@ def _first(fields: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 def _invalid(description: str) -> ProtocolError:
     return ProtocolError(400, "invalid_request", description)
+
+
+def _has_control_character(text: str) -> bool:
+    return any(ord(character) < 32 or ord(character) == 127 for character in text)
+
+
+def _reject_repeated(fields: Mapping[str, Sequence[str]], names: Sequence[str]) -> None:
+    # NOTE: hubiC's response to a repeated argument is not on record; it gets
+    # the same invalid_request as a missing one, naming the argument.
+    repeated = repeated_field(fields, names)
+    if repeated is not None:
+        raise _invalid(f"repeated argument {repeated}")
 
 
 class RestApi:
@@ -239,6 +254,7 @@ class RestApi:
         values = {name: _first(fields, name) for name in _LINK_FIELDS}
         if any(not value for value in values.values()):
             raise _invalid("missing arguments")
+        _reject_repeated(fields, _LINK_FIELDS + _OPTIONAL_LINK_FIELDS)
         container = str(values["container"])
         uri = str(values["uri"])
         kind = str(values["type"])
@@ -255,6 +271,9 @@ class RestApi:
             raise _invalid("uri must be a path in the container starting with /")
         if "/" in container or len(container) > 256:
             raise _invalid("container must be a container name without /")
+        # Swift rejects names with a NUL byte, and no stored name has one.
+        if _has_control_character(uri) or _has_control_character(container):
+            raise _invalid("container and uri must not contain control characters")
 
         now = self.state.clock()
         return SharedLink(
@@ -273,6 +292,7 @@ class RestApi:
         # NOTE: hubiC's path for this call is not on record. The link's path
         # is taken from the URL (/1.0/account/links/<uri>) or from a `uri`
         # query field, with an optional `container` (default "default").
+        _reject_repeated(request.query, _DELETE_LINK_FIELDS)
         uri = request.params.get("uri") or request.query_value("uri")
         if not uri:
             raise _invalid("missing arguments")
