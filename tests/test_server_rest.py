@@ -595,11 +595,11 @@ INVALID_LINK_CASES = [
     ({"container": "a/b"}, "container must be a container name without /"),
     (
         {"uri": "/a\x00b"},
-        "container and uri must not contain control characters",
+        "container and uri must not contain a NUL character",
     ),
     (
         {"container": "de\x00fault"},
-        "container and uri must not contain control characters",
+        "container and uri must not contain a NUL character",
     ),
 ]
 

@@ -78,10 +78,6 @@ def _invalid(description: str) -> ProtocolError:
     return ProtocolError(400, "invalid_request", description)
 
 
-def _has_control_character(text: str) -> bool:
-    return any(ord(character) < 32 or ord(character) == 127 for character in text)
-
-
 def _reject_repeated(fields: Mapping[str, Sequence[str]], names: Sequence[str]) -> None:
     # NOTE: hubiC's response to a repeated argument is not on record; it gets
     # the same invalid_request as a missing one, naming the argument.
@@ -271,9 +267,9 @@ class RestApi:
             raise _invalid("uri must be a path in the container starting with /")
         if "/" in container or len(container) > 256:
             raise _invalid("container must be a container name without /")
-        # Swift rejects names with a NUL byte, and no stored name has one.
-        if _has_control_character(uri) or _has_control_character(container):
-            raise _invalid("container and uri must not contain control characters")
+        # Swift rejects names with a NUL character, so no stored object has one.
+        if "\x00" in uri or "\x00" in container:
+            raise _invalid("container and uri must not contain a NUL character")
 
         now = self.state.clock()
         return SharedLink(
