@@ -9,23 +9,36 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from lhubic.server.command import DEMO_CLIENT_ID, DEMO_LOGIN
+from lhubic.server.command import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_LOGIN,
+    DEMO_PASSWORD,
+)
 
 START_TIMEOUT = 60
 
 
 class ServerProcess:
-    """`python -m lhubic.server.command` with its stdout read line by line."""
+    """`python -m lhubic.server.command` with its stdout read line by line.
 
-    def __init__(self, *args: str) -> None:
+    ``command`` replaces the module and its first arguments, for example
+    ``("lhubic.cli", "server")`` to go through the `lhubic` command.
+    """
+
+    def __init__(
+        self, *args: str, command: tuple[str, ...] = ("lhubic.server.command",)
+    ) -> None:
+        self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lhubic.server.command", *args],
+            [sys.executable, "-m", *command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -74,8 +87,8 @@ StartServer = Callable[..., ServerProcess]
 def start_server() -> Iterator[StartServer]:
     started: list[ServerProcess] = []
 
-    def start(*args: str) -> ServerProcess:
-        server = ServerProcess(*args)
+    def start(*args: str, **options: tuple[str, ...]) -> ServerProcess:
+        server = ServerProcess(*args, **options)
         started.append(server)
         return server
 
@@ -92,9 +105,11 @@ def api_url_of(server: ServerProcess) -> str:
 
 
 def test_command_serves_until_sigint(start_server: StartServer) -> None:
-    server = start_server()
+    server = start_server(command=("lhubic.cli", "server"))
     api_url = api_url_of(server)
+    data_line = server.wait_for("data folder: ")
     ready = server.wait_for("ready")
+    seconds_to_ready = time.monotonic() - server.started
 
     response = requests.get(f"{api_url}/1.0/account", timeout=30)
     page = requests.get(
@@ -110,6 +125,9 @@ def test_command_serves_until_sigint(start_server: StartServer) -> None:
     status = server.stop(signal.SIGINT)
 
     assert re.fullmatch(r"ready in \d+\.\d\d s; press Ctrl-C to stop", ready)
+    # From the process start, interpreter and imports included.
+    assert seconds_to_ready < 5
+    assert re.search(r"\((disk|in-memory) object server", data_line)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
     assert page.status_code == 200
@@ -178,8 +196,26 @@ def test_command_rejects_busy_port(start_server: StartServer) -> None:
         server = start_server("--port", str(port))
         status = server.process.wait(timeout=START_TIMEOUT)
 
+    stderr = server.stderr()
+
     assert status == 2
-    assert f"port {port} on 127.0.0.1 is already in use" in server.stderr()
+    assert f"port {port} on 127.0.0.1 is already in use" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_command_rejects_uncreatable_data_dir(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("", encoding="utf-8")
+
+    server = start_server("--data-dir", str(not_a_folder / "data"))
+    status = server.process.wait(timeout=START_TIMEOUT)
+    stderr = server.stderr()
+
+    assert status == 2
+    assert f"cannot create the data folder {not_a_folder / 'data'}" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_command_rejects_invalid_config(
@@ -209,3 +245,5 @@ def test_command_help_exits_zero() -> None:
     assert result.returncode == 0
     assert "--data-dir" in result.stdout
     assert "--config" in result.stdout
+    assert f"client secret  {DEMO_CLIENT_SECRET}" in result.stdout
+    assert f"password       {DEMO_PASSWORD}" in result.stdout

@@ -8,14 +8,17 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
 
 from lhubic.exceptions import HubicConfigError, HubicInputError, HubicServerError
 from lhubic.server import AppConfig, HubicServer, ServerConfig, UserConfig, load_config
-from lhubic.server.pytest_plugin import FULL_SCOPE, HubicTestServer
+from lhubic.server.http import Request, json_response
+from lhubic.server.pytest_plugin import FULL_SCOPE, HubicTestServer, fill_login_form
 from lhubic.server.state import AuthorizationCode, Scope
 
 CONFIG_TEXT = """
@@ -191,6 +194,73 @@ def test_server_lifetimes_from_config_file(tmp_path: Path) -> None:
     assert overridden.access_token_lifetime == 600
 
 
+def test_config_file_serves_over_http(tmp_path: Path) -> None:
+    path = write_config(tmp_path, CONFIG_TEXT)
+    redirect_uri = "http://127.0.0.1:9/callback"
+
+    with HubicServer(config=path, object_server="memory") as server:
+        page = requests.get(
+            f"{server.api_url}/oauth/auth/",
+            params={
+                "client_id": "api_hubic_file",
+                "redirect_uri": redirect_uri,
+                "scope": "account.r,credentials.r",
+                "response_type": "code",
+            },
+            timeout=30,
+        )
+        action, fields = fill_login_form(
+            page.text, "file.user@example.com", "file password"
+        )
+        submitted = requests.post(
+            urljoin(page.url, action), data=fields, allow_redirects=False, timeout=30
+        )
+        code = parse_qs(urlsplit(submitted.headers["Location"]).query)["code"][0]
+        tokens = requests.post(
+            f"{server.api_url}/oauth/token/",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+            },
+            auth=("api_hubic_file", "file secret"),
+            timeout=30,
+        ).json()
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        account = requests.get(
+            f"{server.api_url}/1.0/account", headers=bearer, timeout=30
+        ).json()
+        credentials = requests.get(
+            f"{server.api_url}/1.0/account/credentials", headers=bearer, timeout=30
+        ).json()
+    storage_seconds = (
+        datetime.fromisoformat(credentials["expires"]) - datetime.now(timezone.utc)
+    ).total_seconds()
+
+    assert tokens["expires_in"] == 600
+    assert account["language"] == "fr"
+    assert account["firstname"] == "File"
+    assert 1200 - 60 < storage_seconds <= 1200
+
+
+def test_default_lifetimes_over_http(hubic_server: HubicTestServer) -> None:
+    login = f"defaults-{os.urandom(4).hex()}@example.com"
+    hubic_server.add_user(login, "defaults password")
+
+    tokens = hubic_server.authorize(login=login, password="defaults password")
+    credentials = requests.get(
+        f"{hubic_server.api_url}/1.0/account/credentials",
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        timeout=30,
+    ).json()
+    storage_seconds = (
+        datetime.fromisoformat(credentials["expires"]) - datetime.now(timezone.utc)
+    ).total_seconds()
+
+    assert tokens["expires_in"] == 21600
+    assert 86400 - 60 < storage_seconds <= 86400
+
+
 def test_server_defaults_match_hubic() -> None:
     server = HubicServer()
 
@@ -309,7 +379,8 @@ def test_given_data_dir_is_kept(tmp_path: Path) -> None:
     assert (data_dir / "storage-tokens.sqlite3").exists()
 
 
-def test_busy_port_is_rejected() -> None:
+def test_busy_port_is_rejected(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="lhubic")
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -317,6 +388,18 @@ def test_busy_port_is_rejected() -> None:
 
         with pytest.raises(HubicConfigError, match=f"port {port} .* already in use"):
             HubicServer(port=port).start()
+
+    failures = [record for record in caplog.records if "failed to start" in record.msg]
+    assert len(failures) == 1
+    assert failures[0].exc_info is None
+
+
+def test_uncreatable_data_dir_is_rejected(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("", encoding="utf-8")
+
+    with pytest.raises(HubicConfigError, match="cannot create the data folder"):
+        HubicServer(data_dir=not_a_folder / "data").start()
 
 
 def test_chosen_port_is_used() -> None:
@@ -422,6 +505,23 @@ def test_logs_contain_no_secrets(
         assert secret not in caplog.text
     assert "logged@example.com" in caplog.text
     assert repr(server).startswith("HubicServer(http://127.0.0.1:")
+
+
+def test_request_and_response_reprs_hide_secrets() -> None:
+    request = Request(
+        "POST",
+        "/oauth/token/",
+        {"state": ["s"]},
+        {"authorization": "Basic c2VjcmV0LWhlYWRlcg=="},
+        b"user_pwd=secret-body",
+    )
+    response = json_response(200, {"access_token": "secret-token"})
+
+    assert "c2VjcmV0LWhlYWRlcg" not in repr(request)
+    assert "secret-body" not in repr(request)
+    assert "/oauth/token/" in repr(request)
+    assert "secret-token" not in repr(response)
+    assert "200" in repr(response)
 
 
 def test_data_parent_is_writable(server: HubicTestServer) -> None:

@@ -3,8 +3,8 @@
 The command prints the API URL and a line starting with ``ready`` once the
 service responds, then runs until SIGINT (Ctrl-C) or SIGTERM, and stops Swift
 and the HTTP service before it exits with status 0. Without ``--config`` it
-registers a demonstration application and user; docs/local-service.md lists
-their credentials.
+registers a demonstration application and user, whose credentials
+``lhubic server --help`` prints.
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ from lhubic.exceptions import HubicConfigError, HubicError, HubicInputError
 from .service import HubicServer
 from .swift_launcher import OBJECT_SERVER_KINDS
 
-__all__ = ["DEMO_CLIENT_ID", "DEMO_LOGIN", "build_parser", "main"]
+__all__ = [
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "DEMO_LOGIN",
+    "DEMO_PASSWORD",
+    "DEMO_REDIRECT_URI",
+    "build_parser",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,17 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+DEMO_HELP = f"""\
+Without --config, the service registers a demonstration application and user
+(local-only values, not secrets):
+  client id      {DEMO_CLIENT_ID}
+  client secret  {DEMO_CLIENT_SECRET}
+  redirect URI   {DEMO_REDIRECT_URI}
+  login          {DEMO_LOGIN}
+  password       {DEMO_PASSWORD}
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lhubic server",
@@ -49,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the local hubiC-compatible service (OAuth2, REST API and "
             "OpenStack Swift) on 127.0.0.1 until Ctrl-C or SIGTERM."
         ),
+        epilog=DEMO_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -134,14 +155,21 @@ def _create_server(args: argparse.Namespace) -> HubicServer:
 def _print_banner(server: HubicServer, *, demo: bool) -> None:
     print(f"API URL: {server.api_url}", flush=True)
     print(f"Swift URL: {server.swift_url}", flush=True)
+    print(f"data folder: {server.data_dir} ({_storage_note(server)})", flush=True)
     if demo:
         print(
             f"demonstration application {DEMO_CLIENT_ID} and user {DEMO_LOGIN} "
-            "registered; their secrets are in docs/local-service.md",
+            "registered; `lhubic server --help` shows their credentials",
             flush=True,
         )
     seconds = server.start_seconds or 0.0
     print(f"ready in {seconds:.2f} s; press Ctrl-C to stop", flush=True)
+
+
+def _storage_note(server: HubicServer) -> str:
+    if server.cluster.object_server_kind == "memory":
+        return "in-memory object server: objects are lost on stop"
+    return "disk object server"
 
 
 @contextmanager

@@ -26,7 +26,12 @@ from types import TracebackType
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
-from lhubic.exceptions import HubicInputError, HubicServerError
+from lhubic.exceptions import (
+    HubicConfigError,
+    HubicError,
+    HubicInputError,
+    HubicServerError,
+)
 
 from .config import (
     DEFAULT_QUOTA,
@@ -273,14 +278,21 @@ class HubicServer:
     def start(self) -> None:
         """Bind the HTTP port, start Swift, and return when both respond.
 
-        Raises HubicConfigError when the port is in use and HubicServerError
-        when Swift fails to start. Whatever started is stopped again first.
+        Raises HubicConfigError when the port is in use or the data folder
+        cannot be created, and HubicServerError when Swift fails to start.
+        Whatever started is stopped again first.
         """
         if self.running:
             raise HubicServerError("the hubiC service is already running")
         started = time.monotonic()
         try:
             self._start_parts()
+        except HubicError as error:
+            # An expected failure (busy port, bad data folder, Swift's start)
+            # has a message that names the fix, and a traceback would bury it.
+            logger.error("the hubiC service failed to start: %s", error)
+            self.stop()
+            raise
         except BaseException:
             logger.exception("the hubiC service failed to start")
             self.stop()
@@ -295,12 +307,7 @@ class HubicServer:
         )
 
     def _start_parts(self) -> None:
-        if self._given_data_dir is not None:
-            self._given_data_dir.mkdir(parents=True, exist_ok=True)
-            self.data_dir = self._given_data_dir
-        else:
-            parent = default_data_parent()
-            self.data_dir = Path(tempfile.mkdtemp(prefix="lhubic-", dir=parent))
+        self.data_dir = self._create_data_dir()
 
         cluster = SwiftCluster(self.data_dir, object_server=self.object_server)
         self._cluster = cluster
@@ -316,6 +323,31 @@ class HubicServer:
 
         cluster.start()
         self.faults.storage_fail_next = cluster.tokens.fail_next
+
+    def _create_data_dir(self) -> Path:
+        """Create the given data folder, or a temporary one, and return it.
+
+        Raises HubicConfigError when the folder cannot be created.
+        """
+        if self._given_data_dir is None:
+            parent = default_data_parent()
+            try:
+                return Path(tempfile.mkdtemp(prefix="lhubic-", dir=parent))
+            except OSError as error:
+                raise HubicConfigError(
+                    f"cannot create a temporary data folder in {parent}: "
+                    f"{error.strerror or error}; pick a writable data folder"
+                ) from error
+
+        folder = self._given_data_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise HubicConfigError(
+                f"cannot create the data folder {folder}: "
+                f"{error.strerror or error}; pick a writable data folder"
+            ) from error
+        return folder
 
     def stop(self) -> None:
         """Stop the HTTP service and Swift, and remove a temporary data folder."""
