@@ -22,6 +22,7 @@ from lhubic.server.command import (
     DEMO_LOGIN,
     DEMO_PASSWORD,
 )
+from lhubic.server.swift_launcher import supports_large_xattrs
 
 START_TIMEOUT = 60
 
@@ -163,11 +164,17 @@ def test_command_uses_config_port_and_data_dir(
         encoding="utf-8",
     )
     data_dir = tmp_path / "data"
+    expected_storage = (
+        "(disk object server)"
+        if supports_large_xattrs(tmp_path)
+        else "(in-memory object server: objects are lost on stop)"
+    )
 
     server = start_server(
         "--config", str(config), "--port", str(port), "--data-dir", str(data_dir)
     )
     api_url = api_url_of(server)
+    data_line = server.wait_for("data folder: ")
     server.wait_for("ready")
     page = requests.get(
         f"{api_url}/oauth/auth/",
@@ -182,6 +189,8 @@ def test_command_uses_config_port_and_data_dir(
     status = server.stop(signal.SIGINT)
 
     assert api_url == f"http://127.0.0.1:{port}"
+    assert data_line.startswith(f"data folder: {data_dir} (")
+    assert data_line.endswith(expected_storage)
     assert page.status_code == 200
     assert status == 0
     assert (data_dir / "storage-tokens.sqlite3").exists()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -251,6 +253,22 @@ def test_swiftclient_dynamic_large_object(
 
     assert body == b"first-second-third"
     assert headers["x-object-manifest"] == "default_segments/dlo/part/"
+
+
+def test_object_over_5_gib_gets_413(storage: swiftclient.client.Connection) -> None:
+    parts = urlsplit(storage.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    # Swift checks Content-Length before reading the body, so none is sent.
+    try:
+        connection.putrequest("PUT", f"{parts.path}/default/too-big.bin")
+        connection.putheader("X-Auth-Token", storage.token)
+        connection.putheader("Content-Length", str(5 * 2**30 + 3))
+        connection.endheaders()
+        status = connection.getresponse().status
+    finally:
+        connection.close()
+
+    assert status == 413
 
 
 def test_account_has_default_container_and_quota(
