@@ -34,6 +34,7 @@ from .credentials import (
     Clock,
     CredentialsCache,
     StorageCredentials,
+    invalid_token_character,
     parse_expiry,
 )
 from .exceptions import (
@@ -47,6 +48,7 @@ from .exceptions import (
     HubicTokenFailure,
     HubicTokenRevoked,
 )
+from .names import validate_container_name, validate_object_name
 from .oauth import (
     DEFAULT_API_URL,
     DEFAULT_REDIRECT_URI,
@@ -114,6 +116,7 @@ _CONTAINER_CALLS = frozenset(
 _OBJECT_CALLS = frozenset(
     {"head_object", "get_object", "post_object", "copy_object", "delete_object"}
 )
+_PUT_CALLS = frozenset({"put_container", "put_object"})
 
 Timeout = float | tuple[float, float]
 
@@ -137,8 +140,18 @@ class _Settings:
 
 
 def _string_setting(
-    value: object, argument: str, variable: str | None, *, secret: bool = False
+    value: object,
+    argument: str,
+    variable: str | None,
+    *,
+    secret: bool = False,
+    token: bool = False,
 ) -> str | None:
+    """Return a setting from ``value`` or the environment ``variable``.
+
+    An empty string counts as missing. A ``secret`` is never shown in the
+    error message, and a ``token`` must be printable ASCII without spaces.
+    """
     if value is None and variable is not None:
         value = os.environ.get(variable)
     if value is None or value == "":
@@ -147,7 +160,23 @@ def _string_setting(
     if not isinstance(value, str):
         described = type(value).__name__ if secret else repr(value)
         raise HubicConfigError(f"{argument} must be a string, got {described}")
+
+    index = invalid_token_character(value) if token else None
+    if index is not None:
+        source = f"{argument} (or {variable})" if variable else argument
+        raise HubicConfigError(
+            f"{source} contains a space, a control character or a non-ASCII "
+            f"character at index {index}; pass the value exactly as hubiC issued it"
+        )
     return value
+
+
+def _seconds_setting(value: object, argument: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise HubicConfigError(
+            f"{argument} must be a number of seconds, 0 or more, got {value!r}"
+        )
+    return float(value)
 
 
 def _check_timeout(timeout: object) -> Timeout | None:
@@ -201,9 +230,9 @@ def _read_settings(
     scope: object,
     timeout: object,
 ) -> _Settings:
-    found_id = _string_setting(client_id, "client_id", "HUBIC_CLIENT_ID")
+    found_id = _string_setting(client_id, "client_id", "HUBIC_CLIENT_ID", token=True)
     found_secret = _string_setting(
-        client_secret, "client_secret", "HUBIC_CLIENT_SECRET", secret=True
+        client_secret, "client_secret", "HUBIC_CLIENT_SECRET", secret=True, token=True
     )
     missing = []
     if found_id is None:
@@ -238,7 +267,11 @@ def _read_settings(
         username=_string_setting(username, "username", "HUBIC_USERNAME"),
         password=_string_setting(password, "password", "HUBIC_PASSWORD", secret=True),
         refresh_token=_string_setting(
-            refresh_token, "refresh_token", "HUBIC_REFRESH_TOKEN", secret=True
+            refresh_token,
+            "refresh_token",
+            "HUBIC_REFRESH_TOKEN",
+            secret=True,
+            token=True,
         ),
         api_url=base,
         redirect_uri=_check_redirect_uri(uri),
@@ -305,6 +338,30 @@ def _not_found(
     )
 
 
+def _validate_storage_arguments(name: str, args: Sequence[Any]) -> None:
+    """Raise `HubicInputError` for a bad name before a storage call is sent."""
+    if name in _CONTAINER_CALLS or name in _OBJECT_CALLS or name in _PUT_CALLS:
+        validate_container_name(args[0] if args else None)
+    if name in _OBJECT_CALLS or name == "put_object":
+        validate_object_name(args[1] if len(args) > 1 else None)
+    if name == "copy_object" and len(args) > 2 and args[2] is not None:
+        _validate_copy_destination(args[2])
+
+
+def _validate_copy_destination(destination: object) -> None:
+    expected = "expected '/<container>/<object>'"
+    if not isinstance(destination, str) or not destination.startswith("/"):
+        raise HubicInputError(f"invalid copy destination {destination!r}: {expected}")
+
+    container, _, obj = destination[1:].partition("/")
+    if not obj:
+        raise HubicInputError(
+            f"invalid copy destination {destination!r}: it names no object; {expected}"
+        )
+    validate_container_name(container)
+    validate_object_name(obj)
+
+
 def _timestamp(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
@@ -364,9 +421,7 @@ class Hubic(TransferMixin, Connection):
         self._store = make_token_store(token_store)
         record = self._load_record(settings)
         if settings.refresh_token is None and record is not None:
-            settings.refresh_token = _string_setting(
-                record.get("refresh_token"), "stored refresh_token", None, secret=True
-            )
+            settings.refresh_token = _stored_refresh_token(record)
         _require_login_material(settings)
 
         # Connection.__init__ assigns url, token, http_conn, attempts and the
@@ -478,7 +533,7 @@ class Hubic(TransferMixin, Connection):
 
     @starting_backoff.setter
     def starting_backoff(self, value: float) -> None:
-        self._retry_policy.initial_backoff = float(value)
+        self._retry_policy.initial_backoff = _seconds_setting(value, "starting_backoff")
 
     @property
     def max_backoff(self) -> float:
@@ -487,7 +542,7 @@ class Hubic(TransferMixin, Connection):
 
     @max_backoff.setter
     def max_backoff(self, value: float) -> None:
-        self._retry_policy.max_backoff = float(value)
+        self._retry_policy.max_backoff = _seconds_setting(value, "max_backoff")
 
     # The original lhubic's attributes.
 
@@ -513,7 +568,9 @@ class Hubic(TransferMixin, Connection):
 
     @refresh_token.setter
     def refresh_token(self, value: str | None) -> None:
-        self._refresh_token = _string_setting(value, "refresh_token", None, secret=True)
+        self._refresh_token = _string_setting(
+            value, "refresh_token", None, secret=True, token=True
+        )
         install_secret_filter(self._refresh_token)
 
     @property
@@ -602,6 +659,7 @@ class Hubic(TransferMixin, Connection):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
+        _validate_storage_arguments(getattr(func, "__name__", ""), args)
         self._use_current_storage_credentials()
         try:
             return super()._retry(reset_func, func, *args, **kwargs)
@@ -791,7 +849,12 @@ class Hubic(TransferMixin, Connection):
     def hubic_post(
         self, path: str, data: Mapping[str, Any] | Sequence[Any] | str | None = None
     ) -> requests.Response:
-        """Send ``POST`` with ``data`` form-encoded to a REST API path."""
+        """Send ``POST`` with ``data`` form-encoded to a REST API path.
+
+        ``data`` is a dict of form fields, a list of (name, value) pairs, or
+        an already encoded str or bytes body.
+        """
+        _check_form_data(data)
         return self._call_api("POST", path, data)
 
     def hubic_delete(self, path: str) -> requests.Response:
@@ -958,10 +1021,14 @@ class Hubic(TransferMixin, Connection):
         now = self._clock.now()
         try:
             access = _stored_access(record, now, self._clock)
+        except (TypeError, ValueError) as error:
+            logger.warning("ignoring the access token in the token store: %s", error)
+            access = None
+        try:
             storage = _stored_storage(record, self._clock)
         except (TypeError, ValueError) as error:
-            logger.warning("ignoring unreadable tokens in the token store: %s", error)
-            return
+            logger.warning("ignoring the storage token in the token store: %s", error)
+            storage = None
 
         if access is not None and not access.expired:
             install_secret_filter(access.token)
@@ -1003,6 +1070,19 @@ class Hubic(TransferMixin, Connection):
             )
 
 
+def _check_form_data(data: object) -> None:
+    if data is None or isinstance(data, (str, bytes, Mapping)):
+        return
+    if isinstance(data, (list, tuple)) and all(
+        isinstance(pair, tuple) and len(pair) == 2 for pair in data
+    ):
+        return
+    raise HubicInputError(
+        "data must be a dict of form fields, a list of (name, value) pairs, str "
+        f"or bytes, got {type(data).__name__}"
+    )
+
+
 def _api_error(response: requests.Response) -> tuple[str | None, str | None]:
     if response.status_code < 400:
         return None, None
@@ -1029,6 +1109,18 @@ def _check_json_body(response: requests.Response, method: str, path: str) -> Non
         ) from None
 
 
+def _stored_refresh_token(record: Mapping[str, Any]) -> str | None:
+    token = record.get("refresh_token")
+    if isinstance(token, str) and token and invalid_token_character(token) is None:
+        return token
+    if token:
+        logger.warning(
+            "ignoring the refresh token in the token store: it is not a string of "
+            "printable ASCII characters"
+        )
+    return None
+
+
 def _stored_access(
     record: Mapping[str, Any], now: datetime, clock: Clock
 ) -> AccessToken | None:
@@ -1036,6 +1128,8 @@ def _stored_access(
     expires = record.get("access_token_expires")
     if not isinstance(token, str) or not token or not isinstance(expires, str):
         return None
+    if invalid_token_character(token) is not None:
+        raise ValueError("access_token contains a character outside printable ASCII")
     return AccessToken(
         token=token, expires_at=parse_expiry(expires), issued_at=now, clock=clock
     )
@@ -1051,6 +1145,8 @@ def _stored_storage(
         return None
     if not isinstance(expires, str):
         return None
+    if invalid_token_character(token) is not None:
+        raise ValueError("storage_token contains a character outside printable ASCII")
 
     check_url(
         endpoint,

@@ -33,6 +33,7 @@ __all__ = [
     "Clock",
     "CredentialsCache",
     "StorageCredentials",
+    "invalid_token_character",
     "parse_expiry",
 ]
 
@@ -83,6 +84,19 @@ class Clock:
 def _refresh_margin(issued_at: datetime, expires_at: datetime) -> timedelta:
     lifetime = max(expires_at - issued_at, timedelta(0))
     return min(lifetime * _MARGIN_FRACTION, MAX_REFRESH_MARGIN)
+
+
+def invalid_token_character(token: str) -> int | None:
+    """Return the index of the first character a token may not contain, or None.
+
+    OAuth2 and Swift tokens are printable ASCII (RFC 6749, appendix A), and a
+    space, line break or other control character would break the HTTP header
+    that carries the token.
+    """
+    for index, character in enumerate(token):
+        if not "!" <= character <= "~":
+            return index
+    return None
 
 
 def parse_expiry(text: str) -> datetime:
@@ -137,6 +151,10 @@ class AccessToken:
         token = payload.get("access_token")
         if not isinstance(token, str) or not token:
             raise ValueError("access_token is missing or empty")
+        if invalid_token_character(token) is not None:
+            raise ValueError(
+                "access_token contains a character outside printable ASCII"
+            )
 
         expires_in = payload.get("expires_in")
         if isinstance(expires_in, str) and expires_in.isdigit():
@@ -244,6 +262,8 @@ class StorageCredentials:
         token = payload.get("token")
         if not isinstance(token, str) or not token:
             raise ValueError("token is missing or empty")
+        if invalid_token_character(token) is not None:
+            raise ValueError("token contains a character outside printable ASCII")
 
         endpoint = payload.get("endpoint")
         if not isinstance(endpoint, str) or not endpoint:

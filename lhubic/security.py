@@ -98,10 +98,12 @@ def is_loopback_host(host: str | None) -> bool:
 def check_url(url: object, *, name: str, fix: str) -> str:
     """Validate a URL that credentials will be sent to, and return it.
 
-    ``name`` identifies the URL in the error message, and ``fix`` tells the
-    user how to correct it. Raises `HubicConfigError` when ``url`` is not an
-    absolute http(s) URL or embeds a user name or password, and
-    `HubicInsecureURL` when it uses plain HTTP to a host that is not loopback.
+    ``name`` identifies the URL in error messages, and ``fix`` is the
+    correction they suggest for a wrong scheme or host. Raises
+    `HubicConfigError` when ``url`` is not an absolute http(s) URL, embeds a
+    user name or password, contains whitespace or a control character, or
+    has an invalid port. Raises `HubicInsecureURL` when it uses plain HTTP to
+    a host that is not loopback.
     """
     if not isinstance(url, str) or not url.strip():
         raise HubicConfigError(f"{name} must be a non-empty URL, got {url!r}; {fix}")
@@ -118,12 +120,28 @@ def check_url(url: object, *, name: str, fix: str) -> str:
             f"before '@' from {_shown(url)!r}"
         )
 
+    stripped = url.strip()
+    if any(character.isspace() or ord(character) < 32 for character in stripped):
+        raise HubicConfigError(
+            f"{name} {_shown(url)!r} contains whitespace or a control character; "
+            "remove it or percent-encode it"
+        )
+
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise HubicConfigError(
+            f"{name} {_shown(url)!r} has an invalid port; use a number from 1 to 65535"
+        )
+
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise HubicInsecureURL(
             f"{name} {_shown(url)!r} uses plain HTTP to {parts.hostname}, which is "
             f"not a loopback address, so credentials would travel unencrypted; {fix}"
         )
-    return url.strip()
+    return stripped
 
 
 def origin(url: str) -> tuple[str, str, int]:

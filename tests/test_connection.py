@@ -27,6 +27,7 @@ from lhubic import (
     Clock,
     Hubic,
     HubicConfigError,
+    HubicInputError,
     HubicInsecureURL,
     HubicObjectNotFound,
 )
@@ -316,6 +317,43 @@ def test_negative_retries_rejected() -> None:
         Hubic("client", "secret", refresh_token="r", retries=-1)
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("starting_backoff", -1), ("max_backoff", "fast"), ("max_backoff", True)],
+)
+def test_bad_backoff_rejected(option: str, value: object) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", **{option: value})
+
+    assert option in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "token", ["line\nbreak-SECRET", "tab\tSECRET", "caf\u00e9-SECRET", " SECRET"]
+)
+def test_malformed_refresh_token_rejected(token: str) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token=token)
+
+    assert "refresh_token" in str(caught.value)
+    assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("https://api.example.com:99999", "invalid port"),
+        ("https://api example.com", "whitespace"),
+        ("https://api.example.com/\tx", "control character"),
+    ],
+)
+def test_api_url_port_and_spaces_rejected(url: str, fragment: str) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", api_url=url)
+
+    assert fragment in str(caught.value)
+
+
 def test_original_attributes_before_login() -> None:
     hubic = Hubic("client", "secret", "user@example.com", "password")
 
@@ -449,6 +487,44 @@ def test_put_into_missing_container(hubic_server: Any) -> None:
 
     assert caught.value.container == "no-such-container"
     assert caught.value.obj is None
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda hubic: hubic.head_container("has/slash"), "container name"),
+        (lambda hubic: hubic.post_container("", {}), "container name"),
+        (lambda hubic: hubic.delete_container(b"bytes"), "container name"),
+        (lambda hubic: hubic.head_object("default", "a/../b"), "object name"),
+        (lambda hubic: hubic.post_object("default", "nul\x00", {}), "object name"),
+        (lambda hubic: hubic.copy_object("default", "a", 5), "copy destination"),
+        (lambda hubic: hubic.copy_object("default", "a", "/default"), "names no"),
+        (lambda hubic: hubic.copy_object("default", "a", "default/b"), "expected"),
+    ],
+)
+def test_bad_names_rejected_before_sending(
+    hubic_server: Any, call: Any, fragment: str
+) -> None:
+    hubic = make_hubic(hubic_server)
+    hubic.head_account()
+    before = hubic_server.request_count("/")
+
+    with pytest.raises(HubicInputError) as caught:
+        call(hubic)
+
+    assert fragment in str(caught.value)
+    assert hubic_server.request_count("/") == before
+
+
+def test_copy_object_to_destination(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    name = f"copies/{secrets.token_hex(4)}"
+    hubic.put_object("default", name, b"original")
+
+    hubic.copy_object("default", name, f"/default/{name}-copy")
+    _, body = hubic.get_object("default", f"{name}-copy")
+
+    assert body == b"original"
 
 
 def test_repr_hides_secrets(hubic_server: Any) -> None:
@@ -777,6 +853,33 @@ def test_token_store_of_other_client_ignored(hubic_server: Any, tmp_path: Any) -
             api_url=hubic_server.api_url,
             token_store=path,
         )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("access_token", "bad\r\nX-Injected: 1"),
+        ("storage_token", "bad token"),
+        ("storage_url", "http://storage.example.com/v1/AUTH_x"),
+        ("access_token_expires", "yesterday"),
+    ],
+)
+def test_malformed_stored_tokens_ignored(
+    hubic_server: Any, tmp_path: Any, key: str, value: str
+) -> None:
+    path = tmp_path / "tokens.json"
+    make_hubic(hubic_server, token_store=path).head_account()
+    record = json.loads(path.read_text())
+    record[key] = value
+    path.write_text(json.dumps(record))
+
+    hubic = make_hubic(hubic_server, token_store=path)
+    hubic.head_account()
+    hubic.hubic_get("/account")
+
+    assert hubic.access_token != value
+    assert hubic.os_auth_token != value
+    assert hubic.os_storage_url != value
 
 
 def test_expired_stored_tokens_renewed(hubic_server: Any, tmp_path: Any) -> None:

@@ -88,6 +88,8 @@ def test_access_token_scope_from_answer_wins() -> None:
         {"access_token": "abc", "expires_in": "soon"},
         {"access_token": "abc", "expires_in": 0},
         {"access_token": "abc", "expires_in": True},
+        {"access_token": "a\r\nb", "expires_in": 60},
+        {"access_token": "a b", "expires_in": 60},
     ],
 )
 def test_access_token_rejects_bad_answer(payload: dict[str, object]) -> None:
@@ -230,6 +232,7 @@ def test_storage_credentials_without_min_reuse() -> None:
         {"token": "t", "expires": "2030-01-01T00:00:00+00:00"},
         {"token": "t", "endpoint": "https://s/v1/A"},
         {"token": "t", "endpoint": "https://s/v1/A", "expires": "2030-01-01"},
+        {"token": "t\n", "endpoint": "https://s/v1/A", "expires": "2030-01-01Z"},
     ],
 )
 def test_storage_credentials_reject_bad_answer(payload: dict[str, object]) -> None:

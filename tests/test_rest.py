@@ -168,6 +168,19 @@ def test_bad_path_rejected_before_sending(
     assert hubic_server.request_count("/") == before
 
 
+@pytest.mark.parametrize("data", [5, object(), ["comment=x"], [("a", "b", "c")]])
+def test_bad_post_data_rejected(
+    hubic_server: Any, shared_hubic: Hubic, data: Any
+) -> None:
+    before = hubic_server.request_count("/")
+
+    with pytest.raises(HubicInputError) as caught:
+        shared_hubic.hubic_post("/account/links", data)
+
+    assert "data must be" in str(caught.value)
+    assert hubic_server.request_count("/") == before
+
+
 # Failures with the service's error fields.
 
 
