@@ -427,6 +427,8 @@ class Hubic(TransferMixin, Connection):
         # Connection.__init__ assigns url, token, http_conn, attempts and the
         # backoff settings, which are properties here: their storage must exist.
         self._local = threading.local()
+        self._opened_lock = threading.Lock()
+        self._opened: dict[tuple[threading.Thread, str], Any] = {}
         self._retry_policy = RetryPolicy(clock=self._clock)
         super().__init__(
             authurl=f"{settings.api_url}/1.0/account/credentials",
@@ -503,6 +505,7 @@ class Hubic(TransferMixin, Connection):
     @http_conn.setter
     def http_conn(self, value: Any) -> None:
         self._local.http_conn = value
+        self._track("storage", value)
 
     @property
     def attempts(self) -> int:
@@ -703,15 +706,46 @@ class Hubic(TransferMixin, Connection):
         return parsed, connection
 
     def close(self) -> None:
-        """Close this thread's storage connection and REST session."""
+        """Close this thread's connections, and those of threads that ended.
+
+        Connections of other threads that still run stay open: closing them
+        would break a request in progress.
+        """
         self._close_storage_connection()
         session = getattr(self._local, "session", None)
         if session is not None:
             session.close()
             self._local.session = None
+            self._track("rest", None)
+        self._close_finished_threads()
 
     def _close_storage_connection(self) -> None:
         super().close()
+
+    def _track(self, kind: str, value: Any) -> None:
+        key = (threading.current_thread(), kind)
+        with self._opened_lock:
+            if value is None:
+                self._opened.pop(key, None)
+            else:
+                self._opened[key] = value
+
+    def _close_finished_threads(self) -> None:
+        with self._opened_lock:
+            finished = [
+                (kind, value)
+                for (thread, kind), value in self._opened.items()
+                if not thread.is_alive()
+            ]
+            self._opened = {
+                key: value for key, value in self._opened.items() if key[0].is_alive()
+            }
+
+        for kind, value in finished:
+            if kind == "storage":
+                value[1].close()
+            else:
+                value.close()
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -723,6 +757,7 @@ class Hubic(TransferMixin, Connection):
                     (self.cert, self.cert_key) if self.cert_key else self.cert
                 )
             self._local.session = session
+            self._track("rest", session)
         return session
 
     def _access_token(self) -> AccessToken:

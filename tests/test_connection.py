@@ -726,6 +726,31 @@ def test_close_closes_this_thread_only(hubic_server: Any) -> None:
     assert hubic.http_conn is not None
 
 
+def test_close_closes_ended_threads(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    opened: dict[str, Any] = {}
+
+    def in_thread() -> None:
+        hubic.head_account()
+        hubic.hubic_get("/account/usage")
+        opened["storage"] = hubic.http_conn[1].request_session
+        opened["rest"] = hubic._session()
+
+    def pools(session: Any) -> int:
+        return len(session.get_adapter("http://").poolmanager.pools)
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join()
+    assert pools(opened["storage"]) == 1
+    assert pools(opened["rest"]) == 1
+
+    hubic.close()
+
+    assert pools(opened["storage"]) == 0
+    assert pools(opened["rest"]) == 0
+
+
 def test_http_connection_rejects_insecure_url() -> None:
     hubic = Hubic("client", "secret", refresh_token="r")
 
