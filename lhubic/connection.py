@@ -717,7 +717,7 @@ class Hubic(TransferMixin, Connection):
             session.close()
             self._local.session = None
             self._track("rest", None)
-        self._close_finished_threads()
+        self._close_ended_thread_connections()
 
     def _close_storage_connection(self) -> None:
         super().close()
@@ -730,7 +730,7 @@ class Hubic(TransferMixin, Connection):
             else:
                 self._opened[key] = value
 
-    def _close_finished_threads(self) -> None:
+    def _close_ended_thread_connections(self) -> None:
         with self._opened_lock:
             finished = [
                 (kind, value)
