@@ -66,7 +66,9 @@ class Rig:
         return (
             self.server.request_count("/"),
             self.proxy.stats().requests,
-            [(entry["name"], entry["count"]) for entry in containers],
+            # Only names: Swift's container updater changes the account
+            # listing's object counts later, on its own schedule.
+            [entry["name"] for entry in containers],
             [(entry["name"], entry["hash"]) for entry in objects],
         )
 
@@ -351,17 +353,18 @@ def test_put_object_file_closed(rig: Rig) -> None:
         "space-in-name",
     ],
 )
-def test_put_object_bad_headers(rig: Rig, headers: Any, fragment: str) -> None:
+@pytest.mark.parametrize("method", ["put_object", "post_object"])
+def test_object_bad_headers(rig: Rig, method: str, headers: Any, fragment: str) -> None:
     # Measured with Swift 2.38 behind the local service: a metadata name with
     # '_' or a non-ASCII character is not stored and no error is returned, a
     # value's outer spaces are stripped, and a value over 256 bytes gets 400
     # (max_meta_value_length). Each must therefore fail before sending.
-    assert_rejected_unsent(
-        rig,
-        lambda: rig.hubic.put_object(CONTAINER, "headers", b"x", headers=headers),
-        HubicInputError,
-        fragment,
-    )
+    def call() -> object:
+        if method == "put_object":
+            return rig.hubic.put_object(CONTAINER, "headers", b"x", headers=headers)
+        return rig.hubic.post_object(CONTAINER, EXISTING, headers=headers)
+
+    assert_rejected_unsent(rig, call, HubicInputError, fragment)
 
 
 # 0 is valid: python-swiftclient reads the whole body when resp_chunk_size is
