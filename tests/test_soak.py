@@ -316,6 +316,7 @@ class SoakCounters:
         self.storage_retries = 0
         self.violations: list[str] = []
         self.error_messages: list[str] = []
+        self.first_messages: dict[str, str] = {}
         self.secrets: set[str] = set()
 
     def violation(self, text: str) -> None:
@@ -524,9 +525,11 @@ class SoakWorker:
 
     def _record_failure(self, kind: str, name: str, error: BaseException) -> None:
         message = str(error)
+        key = f"{kind}: {type(error).__name__}"
         with self.counters.lock:
-            self.counters.failures[f"{kind}: {type(error).__name__}"] += 1
+            self.counters.failures[key] += 1
             self.counters.error_messages.append(message)
+            self.counters.first_messages.setdefault(key, message[:300])
         if not message.strip():
             self.counters.violation(f"{kind} {name}: {type(error).__name__} is empty")
         self._mark_uncertain(kind, name)
@@ -739,6 +742,7 @@ def test_soak_mixed_faults(
         "storage retries (attempt counters)": counters.storage_retries,
         "operations by kind": dict(sorted(counters.operations.items())),
         "failures by kind and error": dict(sorted(counters.failures.items())),
+        "first message of each failure": dict(sorted(counters.first_messages.items())),
         "deletes of absent objects": sum(counters.not_found.values()),
         "unclear errors by kind and type": dict(sorted(counters.unclear.items())),
         "chaos events": dict(sorted(counters.chaos.items())),
