@@ -15,6 +15,7 @@ shared, and one thread at a time renews them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
@@ -44,6 +46,7 @@ from .exceptions import (
     HubicInputError,
     HubicInsufficientScope,
     HubicObjectNotFound,
+    HubicServiceUnavailable,
     HubicTokenExpired,
     HubicTokenFailure,
     HubicTokenRevoked,
@@ -117,6 +120,14 @@ _OBJECT_CALLS = frozenset(
     {"head_object", "get_object", "post_object", "copy_object", "delete_object"}
 )
 _PUT_CALLS = frozenset({"put_container", "put_object"})
+
+# Network failures that swiftclient raises once its retries are used up.
+_NETWORK_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
 
 Timeout = float | tuple[float, float]
 
@@ -336,6 +347,26 @@ def _not_found(
         http_response_content=error.http_response_content,
         http_response_headers=error.http_response_headers,
     )
+
+
+def _broken_reads_as_connection_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a swiftclient request function so a broken response body is retried.
+
+    urllib3 raises its own errors (such as ProtocolError on a connection
+    reset) while swiftclient reads a body, and Connection._retry retries only
+    socket and requests errors, so they are re-raised as the latter.
+    """
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except urllib3.exceptions.HTTPError as error:
+            raise requests.exceptions.ConnectionError(
+                f"the response broke off: {type(error).__name__}"
+            ) from error
+
+    return call
 
 
 def _validate_storage_arguments(name: str, args: Sequence[Any]) -> None:
@@ -662,17 +693,35 @@ class Hubic(TransferMixin, Connection):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        _validate_storage_arguments(getattr(func, "__name__", ""), args)
+        name = getattr(func, "__name__", "")
+        _validate_storage_arguments(name, args)
         self._use_current_storage_credentials()
         try:
-            return super()._retry(reset_func, func, *args, **kwargs)
+            return super()._retry(
+                reset_func, _broken_reads_as_connection_errors(func), *args, **kwargs
+            )
         except ClientException as error:
-            name = getattr(func, "__name__", "")
             if error.http_status != 404 or isinstance(error, HubicObjectNotFound):
                 raise
             if name not in _CONTAINER_CALLS | _OBJECT_CALLS | {"put_object"}:
                 raise
             raise _not_found(func, args, error) from error
+        except _NETWORK_ERRORS as error:
+            raise self._storage_unavailable(name, error) from error
+
+    def _storage_unavailable(self, name: str, error: BaseException) -> HubicError:
+        tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+        if isinstance(error, requests.exceptions.SSLError):
+            reason = "the TLS connection failed; check the cacert and insecure options"
+        elif isinstance(error, (requests.Timeout, TimeoutError)):
+            reason = f"the storage did not respond within {self.timeout} s"
+        else:
+            reason = f"the connection failed ({type(error).__name__})"
+        logger.warning("storage call %s failed after %s: %s", name, tries, reason)
+        return HubicServiceUnavailable(
+            f"storage call {name} failed after {tries}: {reason}; wait a few "
+            "minutes and try again"
+        )
 
     def _use_current_storage_credentials(self) -> None:
         # Before each storage call: drop expired credentials so that _retry

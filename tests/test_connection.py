@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import secrets
+import socket
 import stat
 import threading
 import time
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from swiftclient.exceptions import ClientException
 
 from lhubic import (
@@ -30,6 +32,7 @@ from lhubic import (
     HubicInputError,
     HubicInsecureURL,
     HubicObjectNotFound,
+    HubicServiceUnavailable,
 )
 from lhubic.security import check_url, is_loopback_host, redact_url
 from lhubic.server import HubicServer
@@ -835,6 +838,89 @@ def test_insecure_storage_url_rejected(
     assert hubic.url is None
     assert hubic.os_auth_token is None
     assert insecure_endpoint_api.requests[-1] == "/1.0/account/credentials"
+
+
+class BrokenStorage:
+    """A storage stand-in on 127.0.0.1 that cuts every response body short."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        outer = self
+
+        class RequestHandler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                outer.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b'[{"name": "cut')
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def test_broken_body_retried_then_unavailable() -> None:
+    storage = BrokenStorage()
+    api = CredentialsStandIn(f"{storage.url}/v1/AUTH_abc")
+    try:
+        hubic = Hubic(
+            "client",
+            "secret",
+            refresh_token="r",
+            api_url=api.url,
+            retries=2,
+            starting_backoff=0.01,
+        )
+        with pytest.raises(HubicServiceUnavailable) as caught:
+            hubic.get_container("default")
+    finally:
+        api.stop()
+        storage.stop()
+
+    assert storage.requests == 3
+    assert "get_container" in str(caught.value)
+    assert "3 attempts" in str(caught.value)
+
+
+def test_refused_storage_connection_unavailable() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    closed_port = listener.getsockname()[1]
+    listener.close()
+    api = CredentialsStandIn(f"http://127.0.0.1:{closed_port}/v1/AUTH_abc")
+    try:
+        hubic = Hubic(
+            "client",
+            "secret",
+            refresh_token="r",
+            api_url=api.url,
+            retries=1,
+            starting_backoff=0.01,
+        )
+        with pytest.raises(HubicServiceUnavailable) as caught:
+            hubic.head_account()
+    finally:
+        api.stop()
+
+    assert "head_account" in str(caught.value)
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)
 
 
 # The token store.
