@@ -418,6 +418,12 @@ class Hubic(TransferMixin, Connection):
     Constructing a `Hubic` sends nothing. It raises `HubicConfigError` when
     the client id or secret is missing, or when neither a refresh token nor a
     username and password are known.
+
+    Storage calls differ from swiftclient's in three ways. Container and
+    object names are validated before sending (`HubicObjectNameError`). A 404
+    on a container or object raises `HubicObjectNotFound`, which is still a
+    ``ClientException``. A network failure that outlasts the retries raises
+    `HubicServiceUnavailable` instead of a requests exception.
     """
 
     def __init__(
