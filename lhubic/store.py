@@ -52,6 +52,7 @@ RECORD_KEYS = frozenset(
 )
 
 _FILE_MODE = 0o600
+_READ_ONLY_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 _FOLDER_MODE = 0o700
 
 PathArg = str | os.PathLike[str]
@@ -112,7 +113,7 @@ class FileTokenStore:
         if not os.path.isdir(os.path.dirname(self._path)):
             return None
 
-        with self._locked(fcntl.LOCK_SH):
+        with self._locked(fcntl.LOCK_SH, required=False):
             return self._read()
 
     def save(self, record: Mapping[str, Any]) -> None:
@@ -160,13 +161,21 @@ class FileTokenStore:
         return merged
 
     @contextlib.contextmanager
-    def _locked(self, operation: int) -> Iterator[None]:
+    def _locked(self, operation: int, required: bool = True) -> Iterator[None]:
         _make_folder(os.path.dirname(self._path))
         try:
             lock_fd = os.open(
                 self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE
             )
         except OSError as exc:
+            if not required and exc.errno in _READ_ONLY_ERRORS:
+                # A reader needs no lock to see a whole record, because every
+                # write replaces the file with os.replace.
+                logger.debug(
+                    "reading token store %s without a lock: %s", self._path, exc
+                )
+                yield
+                return
             raise HubicConfigError(
                 f"failed to open the token store lock file {self.lock_path}: {exc}; "
                 "check that its folder is writable"

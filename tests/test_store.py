@@ -220,6 +220,49 @@ def test_load_unfixable_mode_raises() -> None:
     assert SECRET_ACCESS not in message
 
 
+def _load_record_as_nobody(path: str, results: Any) -> None:
+    os.setgid(65534)
+    os.setuid(65534)
+    try:
+        results.put(FileTokenStore(path).load())
+    except HubicConfigError as exc:
+        results.put(str(exc))
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="needs root to make a folder where the test user cannot create files",
+)
+def test_load_read_only_folder_without_lock() -> None:
+    # The user 'nobody' owns the file but cannot create the lock file in the
+    # folder, which belongs to root.
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="lhubic-store-"))
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    try:
+        os.chmod(folder, 0o755)  # noqa: S103 - the user nobody must enter it
+        path = folder / "tokens.json"
+        path.write_text(json.dumps(_record()), "utf-8")
+        os.chmod(path, 0o600)
+        os.chown(path, 65534, 65534)
+
+        child = context.Process(
+            target=_load_record_as_nobody, args=(str(path), results)
+        )
+        child.start()
+        loaded = results.get(timeout=60)
+        child.join(timeout=60)
+        lock_created = (folder / "tokens.json.lock").exists()
+    finally:
+        for entry in folder.iterdir():
+            entry.unlink()
+        folder.rmdir()
+
+    assert child.exitcode == 0
+    assert loaded == _record()
+    assert not lock_created
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
