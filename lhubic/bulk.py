@@ -1,10 +1,10 @@
 """Upload and download whole directory trees with parallel workers.
 
-Both directions list the container once (paging past 10,000 entries) and use
-the listing's ``bytes`` and ``hash`` to skip files that are already identical,
-so no file costs a HEAD request: an upload sends one PUT per changed file, a
-download one GET per changed object. Static large objects are compared by the
-ETag Swift gives them, computed locally with the connection's segment size.
+Both directions list the container once, paging past 10,000 entries, and use
+the listing's ``bytes`` and ``hash`` to skip files that are already identical.
+So no file costs a HEAD request: an upload sends one PUT per changed file, and
+a download one GET per changed object. A static large object is compared by
+the ETag Swift gives it, computed locally with the connection's segment size.
 
 Every file gets a `FileResult`. A failure of one file (a network error past
 the retries, a corrupt transfer, a name Swift cannot store) is recorded there
@@ -59,7 +59,7 @@ _FILE_ERRORS = (HubicError, ClientException, OSError, RequestException)
 
 
 class FileStatus(str, enum.Enum):
-    """What a bulk transfer did with one file."""
+    """The outcome of one file in a bulk transfer."""
 
     UPLOADED = "uploaded"
     DOWNLOADED = "downloaded"
@@ -171,6 +171,8 @@ def download_tree(
         for entry in _listing(connection, container, prefix, create=False).values()
         if "name" in entry
     ]
+    # NOTE: a dynamic large object is listed with its manifest's size (0), so
+    # downloading one takes bytes done past the total.
     tracker = _Progress(
         progress,
         sum(int(entry.get("bytes", 0)) for entry in entries),

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Generator
 from typing import Any
 
-from .exceptions import HubicInputError
+from .exceptions import HubicError, HubicInputError
 from .names import validate_container_name
 
 __all__ = ["MAX_PAGE_SIZE", "iter_containers", "iter_objects"]
@@ -57,7 +57,7 @@ def iter_objects(
         yield from page
 
         # Swift fills every page up to the limit while entries remain and
-        # answers 412 to a limit above its own, so a short page is the last.
+        # returns 412 for a limit above its own, so a short page is the last.
         if len(page) < limit:
             break
         marker = _entry_name(page[-1])
@@ -107,5 +107,5 @@ def _check_page_size(page_size: int) -> int:
 def _entry_name(entry: dict[str, Any]) -> str:
     name = entry.get("name", entry.get("subdir"))
     if not isinstance(name, str):
-        raise HubicInputError(f"listing entry without a name: {entry!r}")
+        raise HubicError(f"Swift returned a listing entry without a name: {entry!r}")
     return name

@@ -5,14 +5,14 @@
 return values and add:
 
 - MD5 checks: an upload's MD5 is computed while it streams and compared with
-  the ETag Swift returns; a download's MD5 is compared with the ETag at the end
-  of the stream. Large objects are skipped there, because their ETag is not the
-  MD5 of their content.
+  the ETag that Swift returns. A download's MD5 is compared with the ETag at
+  the end of the stream, except for large objects, whose ETag is not the MD5
+  of their content.
 - Safe retries: a retried upload rewinds a seekable source to where it started,
   and a source that cannot be rewound raises `HubicSourceNotRewindable` rather
   than sending a truncated body.
 - Thread safety: the HTTP connection and the retry counter are kept per
-  thread, so one connection object can serve a pool of worker threads; token
+  thread, so one connection object can serve a pool of worker threads. Token
   renewal still goes through the shared object.
 
 `upload_file` and `download_file` move whole files. Files above
@@ -23,6 +23,7 @@ upload again sends only the segments that are missing.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -69,10 +70,10 @@ logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 
-# Segments of 128 MiB keep a failed or interrupted segment cheap to resend,
-# give a 1 GiB file eight pieces to spread over the workers, and reach 125 GiB
-# before Swift's default limit of 1,000 segments per manifest forces them to
-# grow (`_choose_segment_size` grows them then).
+# Segments of 128 MiB keep a failed or interrupted segment cheap to resend and
+# give a 1 GiB file eight pieces to spread over the workers. With Swift's
+# default limit of 1,000 segments per manifest, they reach 125 GiB before
+# `_choose_segment_size` has to grow them.
 DEFAULT_SEGMENT_SIZE = 128 * MiB
 
 # Files up to this size go up as one plain object, whose ETag any client can
@@ -83,15 +84,22 @@ DEFAULT_LARGE_OBJECT_THRESHOLD = 256 * MiB
 
 DEFAULT_TRANSFER_WORKERS = 4
 
-# Swift's defaults: ``max_file_size`` for one object, and the SLO middleware's
-# ``min_segment_size`` and ``max_manifest_segments``.
+# Swift's defaults (2.38): ``max_file_size`` for one object (which is 2 bytes
+# more), and the SLO middleware's ``min_segment_size`` and
+# ``max_manifest_segments``.
 MAX_OBJECT_SIZE = 5 * 1024 * MiB
 MIN_SEGMENT_SIZE = 1 * MiB
 MAX_MANIFEST_SEGMENTS = 1000
 
-# Bytes per read and per socket send. Larger chunks cost memory per worker;
-# smaller ones cost Python overhead per byte.
+# Bytes per read and per socket send. Larger chunks cost memory per worker,
+# and smaller ones cost Python overhead per byte.
 CHUNK_SIZE = 1 * MiB
+
+# Bytes per ranged GET when a large object downloads in parallel parts. Swift's
+# object server (2.38) computes the MD5 of every read that starts at offset 0,
+# so only the first part of each object or segment costs it that work. The
+# client checks the MD5 of the whole object or segment itself.
+PART_SIZE = 32 * MiB
 
 # Files up to this size are read into memory once, hashed, and sent with their
 # ETag, so Swift rejects a corrupted body before it replaces anything.
@@ -111,7 +119,7 @@ _T = TypeVar("_T")
 
 
 def _md5() -> Any:
-    # Swift's ETags are MD5 digests; they detect corruption, not tampering.
+    # Swift's ETags are MD5 digests, which detect corruption but not tampering.
     return hashlib.md5(usedforsecurity=False)
 
 
@@ -182,7 +190,7 @@ class _Progress:
 
 
 class _Source:
-    """Where upload bytes come from, and whether a retry can start it over."""
+    """A source of upload bytes, and whether a retry can start it over."""
 
     rewindable = False
     length: int | None = None
@@ -320,7 +328,7 @@ class _UploadBody(ReadableToIterable):
     """An upload body that hashes what it sends and rewinds for a retry.
 
     It is a `ReadableToIterable` only so that python-swiftclient hands it to
-    requests unchanged, as an iterable of large chunks. Swift's
+    requests unchanged, as an iterable of large chunks. python-swiftclient's
     ``Connection._retry`` calls `reset` before each new attempt.
     """
 
@@ -507,14 +515,14 @@ class _Segment:
 
 @dataclass
 class _ExistingObject:
-    """What is already stored under a name an upload is about to replace."""
+    """The object that an upload is about to replace."""
 
     is_static_large_object: bool
     is_dynamic_large_object: bool = False
 
 
 def segments_container(container: str) -> str:
-    """Return the container that holds the segments of ``container``'s objects."""
+    """Return the container that stores the segments of ``container``'s objects."""
     name = f"{container}_segments"
     if len(name.encode("utf-8")) > MAX_CONTAINER_NAME_BYTES:
         raise HubicObjectNameError(
@@ -552,6 +560,9 @@ def _segment_prefix(name: str, size: int, mtime: float, segment_size: int) -> st
     Size, modification time and segment size are part of it, so a rerun of the
     same upload finds its segments and a changed file never reuses stale ones.
     """
+    # NOTE: segments of an upload that never finished stay until a later
+    # upload of the same file completes; nothing removes those of a file that
+    # changed in between.
     prefix = f"{name}/slo/{mtime:.6f}/{size}/{segment_size}/"
     if len(prefix.encode("utf-8")) + 8 > MAX_OBJECT_NAME_BYTES:
         digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
@@ -631,6 +642,7 @@ class TransferMixin:
     large_object_threshold: int = DEFAULT_LARGE_OBJECT_THRESHOLD
     transfer_workers: int = DEFAULT_TRANSFER_WORKERS
     segment_attempts: int = 3
+    download_part_size: int = PART_SIZE
 
     if TYPE_CHECKING:
         # Provided by swiftclient.client.Connection, the next class in the MRO.
@@ -711,7 +723,7 @@ class TransferMixin:
         ``contents`` is bytes, str (sent as UTF-8), a binary file object or an
         iterable of bytes. ``Content-Length`` is sent when the size is known:
         for bytes, for a seekable file (the bytes from its current position to
-        its end), or from ``content_length``; otherwise the body is chunked.
+        its end), or from ``content_length``. Other bodies are sent chunked.
 
         When the MD5 is known before sending (bytes, or ``etag`` given), it goes
         in the ``ETag`` header and Swift rejects a corrupted body with 422
@@ -761,9 +773,12 @@ class TransferMixin:
         if contents is None:
             contents = b""
 
+        # Swift compares a manifest's ETag with the MD5 of its segments' ETags,
+        # not with the MD5 of the manifest's own bytes.
+        is_manifest = "multipart-manifest=put" in (query_string or "")
         source = _make_source(contents, chunk_size)
         length = content_length if content_length is not None else source.length
-        if isinstance(source, _BytesSource) and etag is None:
+        if isinstance(source, _BytesSource) and etag is None and not is_manifest:
             etag = _md5_of(source.data[:length])
         expected = _strip_etag(etag) if etag else None
 
@@ -802,8 +817,7 @@ class TransferMixin:
             response_dict=response_dict,
         )
 
-        if query_string and "multipart-manifest=put" in query_string:
-            # A manifest's ETag is the MD5 of its segments' ETags.
+        if is_manifest:
             return returned
         actual = expected if expected is not None else body.hexdigest()
         if _strip_etag(returned) != actual:
@@ -1046,8 +1060,8 @@ class TransferMixin:
         object. Rerunning an interrupted upload of an unchanged file sends only
         the segments not yet stored.
 
-        One HEAD request first finds out whether the name holds a static large
-        object; its old segments are deleted once the new object is in place.
+        One HEAD request first finds out whether the name is a static large
+        object, whose old segments are deleted once the new object is in place.
         """
         validate_container_name(container)
         validate_object_name(name)
@@ -1375,88 +1389,242 @@ class TransferMixin:
             resp_chunk_size=CHUNK_SIZE,
             query_string="multipart-manifest=get",
         )
+        worker_count = _check_workers(workers or self.transfer_workers)
+
         if _is_true(headers.get("x-static-large-object")):
             manifest = json.loads(b"".join(body))
-            self._download_segments(container, name, manifest, fd, workers, progress)
+            units = _manifest_units(manifest)
+            download = _RangedDownload(
+                self, fd, units, progress, self.download_part_size
+            )
+            download.run(worker_count)
+            logger.debug(
+                "downloaded %s/%s from %d segments", container, name, len(units)
+            )
             return dict(headers)
 
         if "x-object-manifest" in headers:
             body.close()
             headers, body = self.get_object(container, name, resp_chunk_size=CHUNK_SIZE)
+        length = int(headers.get("content-length", -1))
+        expected = _content_md5(headers, None)
 
-        expected_length = int(headers.get("content-length", -1))
-        progress.add_total(max(expected_length, 0), 0)
+        part_size = self.download_part_size
+        if expected is not None and worker_count > 1 and length >= 2 * part_size:
+            unit = _Unit(container, name, 0, length, expected, first_body=body)
+            _RangedDownload(self, fd, [unit], progress, part_size).run(worker_count)
+            return dict(headers)
+
+        progress.add_total(max(length, 0), 0)
         written = _write_stream(body, fd, 0, progress)
-        if expected_length >= 0 and written != expected_length:
+        if length >= 0 and written != length:
             raise HubicTransferError(
                 f"download of {container}/{name} ended after {written} of "
-                f"{expected_length} bytes; download it again"
+                f"{length} bytes; download it again"
             )
         return dict(headers)
 
-    def _download_segments(
-        self,
-        container: str,
-        name: str,
-        manifest: list[dict[str, Any]],
-        fd: int,
-        workers: int | None,
-        progress: _Progress,
-    ) -> None:
-        offsets = []
-        offset = 0
-        for entry in manifest:
-            offsets.append(offset)
-            offset += _segment_entry_length(entry)
-        progress.add_total(offset, 0)
-        os.ftruncate(fd, offset)
 
-        def fetch(entry: dict[str, Any], start: int) -> None:
-            self._download_segment(entry, fd, start, progress)
+# Parallel ranged downloads.
 
-        self._run_parallel(
-            [
-                _bind(fetch, entry, start)
-                for entry, start in zip(manifest, offsets, strict=True)
-            ],
-            workers,
-        )
-        logger.debug(
-            "downloaded %s/%s from %d segments", container, name, len(manifest)
-        )
 
-    def _download_segment(
-        self, entry: dict[str, Any], fd: int, offset: int, progress: _Progress
-    ) -> None:
+@dataclass
+class _Unit:
+    """Bytes checked as a whole: one plain object, or one segment of a manifest.
+
+    ``offset`` is where the unit starts in the target file, ``first`` where it
+    starts in the object (for a manifest entry with a range), ``md5`` its
+    expected MD5 when known, and ``first_body`` an open stream of the object
+    from its start, to use for the first part.
+    """
+
+    container: str
+    obj: str
+    offset: int
+    length: int
+    md5: str | None
+    first: int = 0
+    data: bytes | None = None
+    first_body: Any = None
+
+
+@dataclass
+class _Part:
+    unit: _Unit
+    start: int
+    end: int
+    written: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def _manifest_units(manifest: list[dict[str, Any]]) -> list[_Unit]:
+    units = []
+    offset = 0
+    for entry in manifest:
         length = _segment_entry_length(entry)
         if "data" in entry:
-            import base64
+            data = base64.b64decode(entry["data"])
+            units.append(_Unit("", "", offset, length, None, data=data))
+        else:
+            container, obj = _split_segment_path(str(entry["name"]))
+            first = 0
+            md5: str | None = _strip_etag(entry.get("hash")) or None
+            if entry.get("range"):
+                first = int(str(entry["range"]).partition("-")[0])
+                md5 = None
+            if entry.get("sub_slo"):
+                md5 = None
+            units.append(_Unit(container, obj, offset, length, md5, first=first))
+        offset += length
+    return units
 
-            os.pwrite(fd, base64.b64decode(entry["data"]), offset)
-            progress.add_bytes(length)
-            return
 
-        container, obj = _split_segment_path(str(entry["name"]))
-        request_headers = None
-        if entry.get("range"):
-            request_headers = {"Range": f"bytes={entry['range']}"}
-        headers, body = self.get_object(
-            container, obj, resp_chunk_size=CHUNK_SIZE, headers=request_headers
+class _RangedDownload:
+    """Fetch units in ranged parts on a thread pool and check each unit's MD5.
+
+    Parts are written where they belong in ``fd`` as they arrive. The calling
+    thread reads the file back in order and hashes each unit while the parts
+    still download, so memory stays at one chunk per thread.
+    """
+
+    def __init__(
+        self,
+        connection: TransferMixin,
+        fd: int,
+        units: list[_Unit],
+        progress: _Progress,
+        part_size: int,
+    ) -> None:
+        self._connection = connection
+        self._fd = fd
+        self._units = units
+        self._progress = progress
+        self._parts = [
+            _Part(unit, start, min(start + part_size, unit.length))
+            for unit in units
+            for start in range(0, unit.length, part_size)
+        ]
+        self._changed = threading.Condition()
+        self._error: BaseException | None = None
+        self._cancel = threading.Event()
+
+    def run(self, workers: int) -> None:
+        total = sum(unit.length for unit in self._units)
+        self._progress.add_total(total, 0)
+        os.ftruncate(self._fd, total)
+
+        executor = ThreadPoolExecutor(
+            max(1, min(workers, len(self._parts))), thread_name_prefix="lhubic-download"
         )
-        expected = _content_md5(headers, request_headers)
-        manifest_md5 = _strip_etag(entry.get("hash"))
-        if expected is not None and manifest_md5 and expected != manifest_md5:
-            body.close()
-            raise HubicChecksumMismatch(
-                f"segment {container}/{obj} has ETag {expected} but the manifest "
-                f"expects {manifest_md5}; the segment was replaced"
+        try:
+            for part in self._parts:
+                executor.submit(self._fetch, part)
+            self._verify()
+        except BaseException:
+            self._cancel.set()
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            for unit in self._units:
+                if unit.first_body is not None:
+                    unit.first_body.close()
+            self._connection._close_finished_threads()
+
+    def _fetch(self, part: _Part) -> None:
+        try:
+            if part.unit.data is not None:
+                data = part.unit.data[part.start : part.end]
+                self._write(part, [data])
+            else:
+                self._write(part, self._open(part))
+        except BaseException as error:  # noqa: BLE001 - the verifying thread raises it
+            with self._changed:
+                if self._error is None:
+                    self._error = error
+                self._changed.notify_all()
+
+    def _open(self, part: _Part) -> Iterator[bytes]:
+        unit = part.unit
+        if part.start == 0 and unit.first_body is not None:
+            return iter(unit.first_body)
+
+        first = unit.first + part.start
+        last = unit.first + part.end - 1
+        headers = {"Range": f"bytes={first}-{last}"}
+        if unit.md5 is not None:
+            headers["If-Match"] = unit.md5
+        try:
+            response_headers, body = self._connection.get_object(
+                unit.container, unit.obj, resp_chunk_size=CHUNK_SIZE, headers=headers
             )
-        written = _write_stream(body, fd, offset, progress)
-        if written != length:
+        except ClientException as error:
+            if error.http_status != 412:
+                raise
             raise HubicTransferError(
-                f"segment {container}/{obj} gave {written} bytes where the "
-                f"manifest lists {length}"
+                f"{unit.container}/{unit.obj} changed during the download (its "
+                f"ETag is no longer {unit.md5}); download it again",
+                status=412,
+            ) from error
+        content_range = response_headers.get("content-range", "")
+        if not content_range.startswith(f"bytes {first}-{last}/"):
+            body.close()
+            raise HubicTransferError(
+                f"{unit.container}/{unit.obj} answered the range {first}-{last} "
+                f"with {content_range or 'the whole object'}"
             )
+        return cast(Iterator[bytes], body)
+
+    def _write(self, part: _Part, chunks: Iterable[bytes]) -> None:
+        position = part.unit.offset + part.start
+        for chunk in chunks:
+            if self._cancel.is_set():
+                return
+            view = memoryview(chunk)[: part.length - part.written]
+            while view:
+                count = os.pwrite(self._fd, view, position + part.written)
+                view = view[count:]
+                with self._changed:
+                    part.written += count
+                    self._changed.notify_all()
+                self._progress.add_bytes(count)
+            if part.written >= part.length:
+                break
+        if part.written < part.length and not self._cancel.is_set():
+            missing = part.length - part.written
+            raise HubicTransferError(
+                f"{part.unit.container}/{part.unit.obj} ended {missing} bytes short "
+                f"of the part at {part.start}; download it again"
+            )
+
+    def _verify(self) -> None:
+        parts = iter(self._parts)
+        for unit in self._units:
+            digest = _md5()
+            remaining = unit.length
+            while remaining > 0:
+                part = next(parts)
+                hashed = 0
+                while hashed < part.length:
+                    available = self._wait_for(part, hashed)
+                    size = min(available - hashed, CHUNK_SIZE)
+                    position = unit.offset + part.start + hashed
+                    digest.update(os.pread(self._fd, size, position))
+                    hashed += size
+                remaining -= part.length
+            if unit.md5 is not None:
+                target = f"{unit.container}/{unit.obj}"
+                _check_md5(str(digest.hexdigest()), unit.md5, target)
+
+    def _wait_for(self, part: _Part, hashed: int) -> int:
+        with self._changed:
+            while part.written <= hashed and self._error is None:
+                self._changed.wait()
+            if self._error is not None:
+                raise self._error
+            return part.written
 
 
 # Module helpers.
@@ -1536,8 +1704,6 @@ def _segment_entry_length(entry: dict[str, Any]) -> int:
         first, _, last = str(entry["range"]).partition("-")
         return int(last) - int(first) + 1
     if "data" in entry:
-        import base64
-
         return len(base64.b64decode(entry["data"]))
     return int(entry["bytes"])
 
@@ -1562,7 +1728,7 @@ def _create_temp_beside(target: str) -> tuple[int, str]:
             f"cannot download to {target!r}: folder {directory!r} does not "
             "exist; create it first"
         )
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         temp_path = os.path.join(directory, f".{base}.{os.urandom(4).hex()}.part")
         try:

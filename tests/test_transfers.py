@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import io
+import json
 import os
 import socket
 import threading
@@ -31,6 +32,7 @@ from lhubic.exceptions import (
     HubicObjectNameError,
     HubicObjectNotFound,
     HubicSourceNotRewindable,
+    HubicTransferError,
 )
 from lhubic.server.pytest_plugin import HubicTestServer
 from lhubic.transfers import TransferMixin, file_md5, slo_etag
@@ -930,3 +932,108 @@ def test_threads_share_one_hubic(hubic: CountingHubic, container: str) -> None:
         thread.join()
 
     assert errors == []
+
+
+def test_put_manifest_by_hand(hubic: Hubic, container: str) -> None:
+    parts = [os.urandom(MiB), os.urandom(100)]
+    segments = f"{container}_segments"
+    hubic.put_container(segments)
+    manifest = []
+    for index, part in enumerate(parts):
+        hubic.put_object(segments, f"part/{index}", part)
+        manifest.append(
+            {
+                "path": f"/{segments}/part/{index}",
+                "etag": md5(part),
+                "size_bytes": len(part),
+            }
+        )
+
+    etag = hubic.put_object(
+        container,
+        "manual",
+        json.dumps(manifest),
+        query_string="multipart-manifest=put",
+    )
+
+    assert etag == slo_etag([md5(part) for part in parts])
+    assert hubic.get_object(container, "manual")[1] == b"".join(parts)
+
+
+# Parallel ranged downloads.
+
+
+def test_plain_download_in_ranged_parts(
+    hubic: CountingHubic, container: str, tmp_path: Path
+) -> None:
+    data = os.urandom(5 * MiB + 3)
+    hubic.put_object(container, "plain", data)
+    hubic.download_part_size = MiB
+    hubic.requests.clear()
+    target = tmp_path / "plain"
+
+    hubic.download_file(container, "plain", target, workers=3)
+
+    assert target.read_bytes() == data
+    assert hubic.count("get_object") == 6
+    assert os.listdir(tmp_path) == ["plain"]
+
+
+def test_slo_download_in_ranged_parts(
+    hubic: CountingHubic, container: str, tmp_path: Path
+) -> None:
+    small_segments(hubic)
+    path = tmp_path / "big"
+    data = write_random(path, 4 * MiB + 10)
+    hubic.upload_file(container, "big", path)
+    hubic.download_part_size = 512 * 1024
+    hubic.requests.clear()
+    target = tmp_path / "copy"
+
+    hubic.download_file(container, "big", target, workers=4)
+
+    assert target.read_bytes() == data
+    assert hubic.count("get_object") == 1 + 4 * 2 + 1
+
+
+def test_ranged_part_corruption_detected(
+    hubic: Hubic,
+    proxied: PlainConnection,
+    proxy: AlteringProxy,
+    container: str,
+    tmp_path: Path,
+) -> None:
+    hubic.put_object(container, "plain", os.urandom(4 * MiB))
+    proxied.download_part_size = MiB
+    target = tmp_path / "plain"
+    target.write_bytes(b"before")
+    proxy.get_bodies_to_alter = 2
+
+    with pytest.raises(HubicChecksumMismatch):
+        proxied.download_file(container, "plain", target, workers=2)
+
+    assert target.read_bytes() == b"before"
+    assert os.listdir(tmp_path) == ["plain"]
+
+
+def test_object_replaced_during_download(
+    hubic: CountingHubic, container: str, tmp_path: Path
+) -> None:
+    hubic.put_object(container, "plain", os.urandom(6 * MiB))
+    hubic.download_part_size = MiB
+    replaced: list[bool] = []
+
+    def replace_once(done: int, total: int, files: int, all: int) -> None:
+        if not replaced:
+            replaced.append(True)
+            hubic.put_object(container, "plain", os.urandom(6 * MiB))
+
+    with pytest.raises(
+        HubicTransferError, match="changed during the download"
+    ) as caught:
+        hubic.download_file(
+            container, "plain", tmp_path / "plain", workers=2, progress=replace_once
+        )
+
+    assert caught.value.status == 412
+    assert os.listdir(tmp_path) == []
