@@ -904,10 +904,10 @@ class Hubic(TransferMixin, Connection):
             fingerprint(credentials.token),
             credentials.expires_at.isoformat(),
         )
-        if credentials.expired:
+        if credentials.expires_at <= credentials.fetched_at:
             logger.warning(
-                "hubiC sent a storage token that expires at %s, already within its "
-                "renewal margin; using it anyway",
+                "hubiC sent a storage token that expired at %s by this machine's "
+                "clock; using it anyway, and checking the clock is advised",
                 credentials.expires_at.isoformat(),
             )
         self._save_tokens(storage=credentials)
@@ -917,9 +917,8 @@ class Hubic(TransferMixin, Connection):
         url = self._api_endpoint("/account/credentials")
         response = self._api_attempt("GET", url, None)
         payload = json_object(response, "the storage credentials response")
-        previous = self._storage.current
         try:
-            return StorageCredentials.from_response(payload, self._clock, previous)
+            return StorageCredentials.from_response(payload, self._clock)
         except ValueError as error:
             raise TransientError(
                 f"the storage credentials response was invalid: {error}"

@@ -3,9 +3,11 @@
 `AccessToken` is the OAuth2 bearer token for the REST API and
 `StorageCredentials` the Swift token and storage URL from
 ``/1.0/account/credentials``. Both are immutable values with a timezone-aware
-expiry and an `expired` check that turns true a little before the service
-stops accepting them: a tenth of the token's lifetime early, and at most
-`MAX_REFRESH_MARGIN` early.
+expiry and an `expired` check. An access token counts as expired a little
+before the service stops accepting it: a tenth of its lifetime early, and at
+most `MAX_REFRESH_MARGIN` early. A storage token counts as expired only once
+it is surely dead, because hubiC hands back the current storage token until
+it expires, so asking earlier cannot renew it.
 
 `CredentialsCache` contains the current value of one of them for every thread of
 a `Hubic`. When it must be renewed, one thread renews it under a lock while
@@ -218,26 +220,23 @@ class StorageCredentials:
         endpoint: str,
         expires_at: datetime,
         clock: Clock,
-        previous: StorageCredentials | None = None,
         *,
         min_reuse: timedelta = MIN_REUSE,
     ) -> StorageCredentials:
-        """Build credentials fetched now, replacing ``previous`` if given.
+        """Build credentials fetched now.
 
-        hubiC hands back the account's current token while it is valid, with
-        whatever time it has left. Asking again before it dies would return
-        it again, so a token handed back is renewed only once it is surely
-        gone: `EXPIRES_PRECISION` after its stated expiry, because ``expires``
-        has whole seconds. Any other token is renewed within its margin. In
-        both cases it is kept at least ``min_reuse``, which bounds how often a
-        client whose clock runs ahead of the service's fetches credentials.
+        hubiC hands back the account's current token, with whatever time it
+        has left, until that token dies. Asking again before then returns the
+        same token, so the credentials are renewed only once the token is
+        surely gone: `EXPIRES_PRECISION` after its stated expiry, because
+        ``expires`` has whole seconds. A storage 401 renews them earlier. They
+        are kept at least ``min_reuse``, which bounds how often a client whose
+        clock runs ahead of the service's fetches credentials.
         """
         fetched_at = clock.now()
-        if previous is not None and previous.token == token:
-            renew_at = expires_at + EXPIRES_PRECISION
-        else:
-            renew_at = expires_at - _refresh_margin(fetched_at, expires_at)
-
+        # NOTE: hubiC is on record only for handing back the current token. A
+        # service that issued a new one early would let a margin avoid the 401.
+        renew_at = expires_at + EXPIRES_PRECISION
         return cls(
             token=token,
             endpoint=endpoint.rstrip("/"),
@@ -249,10 +248,7 @@ class StorageCredentials:
 
     @classmethod
     def from_response(
-        cls,
-        payload: Mapping[str, Any],
-        clock: Clock,
-        previous: StorageCredentials | None = None,
+        cls, payload: Mapping[str, Any], clock: Clock
     ) -> StorageCredentials:
         """Build credentials from a ``/1.0/account/credentials`` response.
 
@@ -273,7 +269,7 @@ class StorageCredentials:
         if not isinstance(expires, str):
             raise ValueError(f"expires is {expires!r}, not an ISO 8601 time")
 
-        return cls.create(token, endpoint, parse_expiry(expires), clock, previous)
+        return cls.create(token, endpoint, parse_expiry(expires), clock)
 
     @property
     def expired(self) -> bool:
