@@ -754,7 +754,7 @@ class Hubic(TransferMixin, Connection):
             fix="lhubic does not send the storage token to it",
         )
         parsed, connection = super().http_connection(url)
-        session = GuardedStorageSession()
+        session = GuardedStorageSession(logger)
         # swiftclient sends no default headers; keep it that way.
         session.headers = None
         connection.request_session = session
@@ -1031,6 +1031,7 @@ class Hubic(TransferMixin, Connection):
             method,
             url,
             timeout=self.timeout,
+            log=logger,
             headers={"Authorization": access.authorization},
             data=data,
         )

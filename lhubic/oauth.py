@@ -43,7 +43,7 @@ from .exceptions import (
     HubicServiceUnavailable,
     HubicTokenFailure,
 )
-from .security import fingerprint
+from .security import fingerprint, log_response
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -313,16 +313,21 @@ def send_request(
     url: str,
     *,
     timeout: float | tuple[float, float] | None,
+    log: logging.Logger = logger,
     **kwargs: Any,
 ) -> requests.Response:
     """Send one request; a timeout or a connection failure becomes `TransientError`.
 
-    The reason names the host and the timeout but not the URL, whose query
-    may carry an OAuth ``state`` or ``code``.
+    The response is logged at DEBUG to ``log``, with secrets in the query
+    replaced by ``***``. The reason of a `TransientError` names the host and
+    the timeout but not the URL, whose query may carry an OAuth ``state`` or
+    ``code``.
     """
     host = urlsplit(url).netloc
     try:
-        return session.request(method, url, timeout=timeout, **kwargs)
+        response = session.request(method, url, timeout=timeout, **kwargs)
+        log_response(log, response)
+        return response
     except requests.Timeout as error:
         raise TransientError(
             f"request to {host} timed out after {timeout} s"

@@ -35,6 +35,7 @@ __all__ = [
     "fingerprint",
     "install_secret_filter",
     "is_loopback_host",
+    "log_response",
     "redact_text",
     "redact_url",
 ]
@@ -268,9 +269,10 @@ def install_secret_filter(*secrets: str | None) -> SecretFilter:
     return _FILTER
 
 
-def _log_response(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+def log_response(log: logging.Logger, response: requests.Response) -> None:
+    """Log a request's method, URL without secrets, status and duration at DEBUG."""
     request = response.request
-    logger.debug(
+    log.debug(
         "%s %s -> %s in %.3f s",
         request.method,
         redact_url(request.url or ""),
@@ -329,16 +331,25 @@ class _RedirectGuard:
 
 
 class GuardedSession(_RedirectGuard, requests.Session):
-    """A requests session for the OAuth and REST calls, with guarded redirects."""
+    """A requests session for the OAuth and REST calls, with guarded redirects.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.hooks["response"].append(_log_response)
+    It logs nothing itself: `lhubic.oauth.send_request` logs each request to
+    the logger of the module that sends it.
+    """
 
 
 class GuardedStorageSession(_RedirectGuard, SwiftClientRequestsSession):
-    """swiftclient's requests session for storage calls, with guarded redirects."""
+    """swiftclient's requests session for storage calls, with guarded redirects.
 
-    def __init__(self) -> None:
+    Each response is logged at DEBUG to ``request_logger``.
+    """
+
+    def __init__(self, request_logger: logging.Logger) -> None:
         super().__init__()
-        self.hooks["response"].append(_log_response)
+        self._request_logger = request_logger
+        self.hooks["response"].append(self._log_response)
+
+    def _log_response(
+        self, response: requests.Response, *args: Any, **kwargs: Any
+    ) -> None:
+        log_response(self._request_logger, response)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import secrets
 import threading
 import time
@@ -458,7 +459,7 @@ def test_redirect_to_plain_http_host_rejected() -> None:
 
 def test_storage_redirect_drops_token_header(other_host: RecordingServer) -> None:
     api = _redirecting_api(f"http://localhost:{other_host.port}/elsewhere")
-    session = GuardedStorageSession()
+    session = GuardedStorageSession(logging.getLogger("lhubic.connection"))
     try:
         session.get(
             f"http://127.0.0.1:{api.port}/1.0/object",

@@ -196,15 +196,32 @@ def test_debug_lines_name_requests(
     )
 
     hubic.hubic_get("/account/usage")
+    hubic.head_container("default")
 
-    lines = [
-        record.getMessage()
-        for record in caplog.records
-        if record.name == "lhubic.security"
-    ]
-    assert any(line.startswith("GET ") and "/oauth/auth/" in line for line in lines)
-    assert any("state=%2A%2A%2A" in line or "state=***" in line for line in lines)
-    assert any("/1.0/account/usage -> 200 in" in line for line in lines)
+    def debug_lines(name: str) -> list[str]:
+        return [
+            record.getMessage()
+            for record in caplog.records
+            if record.name == name and record.levelno == logging.DEBUG
+        ]
+
+    oauth_lines = debug_lines("lhubic.oauth")
+    connection_lines = debug_lines("lhubic.connection")
+    assert any(
+        line.startswith("GET ") and "/oauth/auth/" in line for line in oauth_lines
+    )
+    assert any("state=***" in line for line in oauth_lines)
+    assert any(
+        "POST " in line and "/oauth/token/ -> 200" in line for line in oauth_lines
+    )
+    assert any(
+        "/1.0/account/credentials -> 200 in" in line for line in connection_lines
+    )
+    assert any("/1.0/account/usage -> 200 in" in line for line in connection_lines)
+    assert any(
+        line.startswith("HEAD ") and "/default -> 204 in" in line
+        for line in connection_lines
+    )
 
 
 def test_secret_filter_redacts_curl_line() -> None:
