@@ -18,12 +18,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -111,6 +112,9 @@ _KEY_MARKER = "hubic-oauth2"
 
 _REVOKED_DESCRIPTIONS = frozenset({"revoked", "deleted"})
 
+# Path segments that lhubic appends to api_url itself.
+_API_PATH_SEGMENTS = frozenset({"1.0", "oauth"})
+
 # Storage calls whose 404 means a missing container or object, and which of
 # the positional arguments name them.
 _CONTAINER_CALLS = frozenset(
@@ -130,6 +134,8 @@ _NETWORK_ERRORS = (
 )
 
 Timeout = float | tuple[float, float]
+
+_FORM_VALUE_TYPES = (str, bytes, int, float)
 
 
 @dataclass(repr=False)
@@ -196,7 +202,9 @@ def _check_timeout(timeout: object) -> Timeout | None:
 
     values = timeout if isinstance(timeout, tuple) else (timeout,)
     numbers_ok = all(
-        isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 < value < math.inf
         for value in values
     )
     if not numbers_ok or len(values) not in (1, 2):
@@ -223,9 +231,9 @@ def _check_redirect_uri(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HubicConfigError(
-            f"redirect_uri {uri!r} is not an absolute http or https URL; pass the "
-            f"redirect URI registered for the application, such as "
-            f"{DEFAULT_REDIRECT_URI!r}"
+            f"redirect_uri (or HUBIC_REDIRECT_URI) {uri!r} is not an absolute http "
+            "or https URL; pass the redirect URI registered for the application, "
+            f"such as {DEFAULT_REDIRECT_URI!r}"
         )
     return uri
 
@@ -270,8 +278,17 @@ def _read_settings(
             f"api_url {base!r} must not have a query or fragment; pass the base "
             f"URL only, such as {DEFAULT_API_URL!r}"
         )
+    segments = _API_PATH_SEGMENTS.intersection(urlsplit(base).path.split("/"))
+    if segments:
+        raise HubicConfigError(
+            f"api_url {base!r} contains /{min(segments)}; pass the base URL only, "
+            f"such as {DEFAULT_API_URL!r}, because lhubic adds /1.0 and /oauth itself"
+        )
 
-    uri = _string_setting(redirect_uri, "redirect_uri", None) or DEFAULT_REDIRECT_URI
+    uri = (
+        _string_setting(redirect_uri, "redirect_uri", "HUBIC_REDIRECT_URI")
+        or DEFAULT_REDIRECT_URI
+    )
     return _Settings(
         client_id=found_id,
         client_secret=found_secret,
@@ -318,11 +335,29 @@ def _check_connection_options(options: Mapping[str, Any]) -> None:
         )
 
     os_options = options.get("os_options") or {}
+    if not isinstance(os_options, Mapping):
+        raise HubicConfigError(
+            f"os_options must be a dict, got {type(os_options).__name__}"
+        )
     for name in sorted(_FIXED_OS_OPTIONS.intersection(os_options)):
         raise HubicConfigError(
             f"Hubic gets the storage URL and token from hubiC; remove {name!r} "
             "from os_options"
         )
+
+
+def _check_clock(clock: object) -> Clock:
+    if clock is None:
+        return Clock()
+    if not (
+        callable(getattr(clock, "now", None))
+        and callable(getattr(clock, "sleep", None))
+    ):
+        raise HubicConfigError(
+            "clock must be an lhubic.Clock, or an object with now() and sleep() "
+            f"methods like it, got {type(clock).__name__}"
+        )
+    return cast(Clock, clock)
 
 
 def _not_found(
@@ -454,7 +489,7 @@ class Hubic(TransferMixin, Connection):
             timeout,
         )
         _check_connection_options(connection_kwargs)
-        self._clock = clock or Clock()
+        self._clock = _check_clock(clock)
         self._store = make_token_store(token_store)
         record = self._load_record(settings)
         if settings.refresh_token is None and record is not None:
@@ -1161,16 +1196,39 @@ class Hubic(TransferMixin, Connection):
 
 
 def _check_form_data(data: object) -> None:
-    if data is None or isinstance(data, (str, bytes, Mapping)):
+    if data is None or isinstance(data, (str, bytes)):
         return
+
+    if isinstance(data, Mapping):
+        for name, value in data.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            for item in values:
+                _check_form_field(name, item)
+        return
+
     if isinstance(data, (list, tuple)) and all(
         isinstance(pair, tuple) and len(pair) == 2 for pair in data
     ):
+        for name, value in data:
+            _check_form_field(name, value)
         return
+
     raise HubicInputError(
         "data must be a dict of form fields, a list of (name, value) pairs, str "
         f"or bytes, got {type(data).__name__}"
     )
+
+
+def _check_form_field(name: object, value: object) -> None:
+    # requests silently drops a None value and sends str() of any other
+    # object, so both would reach hubiC as something the caller did not mean.
+    if not isinstance(name, str) or not name:
+        raise HubicInputError(f"form field name {name!r} must be a non-empty string")
+    if isinstance(value, bool) or not isinstance(value, _FORM_VALUE_TYPES):
+        raise HubicInputError(
+            f"form field {name!r} has the value {value!r}; pass a string or a "
+            "number, or leave the field out"
+        )
 
 
 def _api_error(response: requests.Response) -> tuple[str | None, str | None]:

@@ -498,7 +498,9 @@ class OAuthClient:
             return self._read_redirect(page, state)
         if page.status_code != 200:
             raise HubicAuthFailure(
-                f"hubiC login page returned HTTP {page.status_code}",
+                f"hubiC login page {self._auth_url} returned HTTP "
+                f"{page.status_code}; check that api_url (or HUBIC_API_URL) is "
+                "the base URL of a hubiC service",
                 status=page.status_code,
             )
 
@@ -575,9 +577,10 @@ class OAuthClient:
 
         detail = f"{error}: {description}" if description else error
         raise HubicClientRejected(
-            f"hubiC rejected the application ({detail}); check the client id "
-            f"{self._client_id!r}, the redirect URI {self._redirect_uri!r} and the "
-            f"scope {self._scope!r} registered for it",
+            f"hubiC rejected the application ({detail}); check that the client id "
+            f"{self._client_id!r}, the redirect URI {self._redirect_uri!r} "
+            "(redirect_uri= or HUBIC_REDIRECT_URI) and the scope "
+            f"{self._scope!r} (scope=) match the application registered with hubiC",
             error=error,
             error_description=description,
         )

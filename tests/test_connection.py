@@ -45,6 +45,7 @@ ENVIRONMENT = (
     "HUBIC_PASSWORD",
     "HUBIC_REFRESH_TOKEN",
     "HUBIC_API_URL",
+    "HUBIC_REDIRECT_URI",
 )
 
 
@@ -274,7 +275,9 @@ def test_storage_url_in_os_options_rejected() -> None:
     assert "object_storage_url" in str(caught.value)
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "10", (1, 2, 3), True])
+@pytest.mark.parametrize(
+    "timeout", [0, -1, "10", (1, 2, 3), True, float("inf"), float("nan")]
+)
 def test_bad_timeout_rejected(timeout: object) -> None:
     with pytest.raises(HubicConfigError) as caught:
         Hubic("client", "secret", refresh_token="r", timeout=timeout)  # type: ignore[arg-type]
@@ -294,6 +297,58 @@ def test_bad_redirect_uri_rejected() -> None:
         Hubic("client", "secret", refresh_token="r", redirect_uri="localhost:8080")
 
     assert "redirect_uri" in str(caught.value)
+
+
+def test_redirect_uri_from_environment(
+    hubic_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUBIC_REDIRECT_URI", hubic_server.app.redirect_uri)
+    hubic = make_hubic(hubic_server, redirect_uri=None)
+
+    hubic.os_auth()
+
+    assert hubic.os_auth_token
+
+
+def test_bad_redirect_uri_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBIC_REDIRECT_URI", "localhost:8080")
+
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r")
+
+    assert "HUBIC_REDIRECT_URI" in str(caught.value)
+    assert "'localhost:8080'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "segment"),
+    [
+        ("https://api.hubic.com/1.0", "/1.0"),
+        ("https://api.hubic.com/1.0/", "/1.0"),
+        ("http://127.0.0.1:8035/oauth/token", "/oauth"),
+    ],
+)
+def test_api_url_with_api_path_rejected(url: str, segment: str) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", api_url=url)
+
+    assert f"contains {segment}" in str(caught.value)
+    assert "https://api.hubic.com'" in str(caught.value)
+
+
+def test_bad_clock_rejected() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", clock=5)  # type: ignore[arg-type]
+
+    assert "clock must be an lhubic.Clock" in str(caught.value)
+    assert "got int" in str(caught.value)
+
+
+def test_os_options_not_dict_rejected() -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", os_options=["region"])
+
+    assert "os_options must be a dict, got list" in str(caught.value)
 
 
 def test_connection_options_applied() -> None:

@@ -54,6 +54,7 @@ def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "HUBIC_PASSWORD",
         "HUBIC_REFRESH_TOKEN",
         "HUBIC_API_URL",
+        "HUBIC_REDIRECT_URI",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -330,6 +331,19 @@ def test_bad_redirect_uri_rejected(hubic_server: Any) -> None:
 
     assert caught.value.error == "invalid_request"
     assert caught.value.error_description == "please verify redirect uri"
+    assert "'http://localhost:9/elsewhere'" in str(caught.value)
+    assert "HUBIC_REDIRECT_URI" in str(caught.value)
+
+
+def test_api_url_without_service_names_setting(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server, api_url=hubic_server.api_url + "/v2")
+
+    with pytest.raises(HubicAuthFailure) as caught:
+        hubic.os_auth()
+
+    assert caught.value.status == 404
+    assert f"{hubic_server.api_url}/v2/oauth/auth/" in str(caught.value)
+    assert "HUBIC_API_URL" in str(caught.value)
 
 
 def test_wrong_client_secret_rejected(hubic_server: Any) -> None:

@@ -25,6 +25,7 @@ from lhubic import (
     HubicInsecureURL,
     HubicInsufficientScope,
     HubicRateLimited,
+    HubicServiceUnavailable,
     HubicTokenFailure,
     HubicTokenRevoked,
 )
@@ -43,6 +44,7 @@ def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "HUBIC_PASSWORD",
         "HUBIC_REFRESH_TOKEN",
         "HUBIC_API_URL",
+        "HUBIC_REDIRECT_URI",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -179,6 +181,29 @@ def test_bad_post_data_rejected(
         shared_hubic.hubic_post("/account/links", data)
 
     assert "data must be" in str(caught.value)
+    assert hubic_server.request_count("/") == before
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"comment": None}, "form field 'comment' has the value None"),
+        ({"ttl": True}, "form field 'ttl' has the value True"),
+        ({"uri": ["/a", object()]}, "form field 'uri' has the value <object"),
+        ([("mode", b"ro"), ("type", None)], "form field 'type' has the value None"),
+        ({"": "x"}, "form field name '' must be"),
+        ([(5, "x")], "form field name 5 must be"),
+    ],
+)
+def test_bad_post_field_rejected(
+    hubic_server: Any, shared_hubic: Hubic, data: Any, fragment: str
+) -> None:
+    before = hubic_server.request_count("/")
+
+    with pytest.raises(HubicInputError) as caught:
+        shared_hubic.hubic_post("/account/links", data)
+
+    assert fragment in str(caught.value)
     assert hubic_server.request_count("/") == before
 
 
@@ -335,23 +360,25 @@ def test_rate_limit_past_budget(hubic_server: Any, hubic_faults: Faults) -> None
     assert "/1.0/account/usage" in str(caught.value)
 
 
-# Redirects, through stand-ins on 127.0.0.1.
+# A timeout and redirects, through stand-ins on 127.0.0.1.
 
 
 class RecordingServer:
     """An HTTP server on 127.0.0.1 that records request headers.
 
     With ``redirect_to`` set, every ``/1.0/`` GET is redirected there; token
-    requests get an access token, and anything else a JSON object.
+    requests get an access token, and anything else a JSON object. Each GET
+    is answered after ``get_delay`` seconds.
     """
 
-    def __init__(self, redirect_to: str | None = None) -> None:
+    def __init__(self, redirect_to: str | None = None, get_delay: float = 0) -> None:
         self.headers: list[dict[str, str]] = []
         outer = self
 
         class RequestHandler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.headers.append(dict(self.headers))
+                time.sleep(get_delay)
                 if redirect_to is not None and self.path.startswith("/1.0/"):
                     self.send_response(302)
                     self.send_header("Location", redirect_to)
@@ -367,11 +394,14 @@ class RecordingServer:
 
             def _send_json(self, payload: dict[str, Any]) -> None:
                 body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # The client timed out while get_delay passed.
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -473,3 +503,27 @@ def test_storage_redirect_drops_token_header(other_host: RecordingServer) -> Non
     assert api.headers[0]["X-Auth-Token"] == "storage-token"
     assert "X-Auth-Token" not in other_host.headers[0]
     assert "X-Storage-Token" not in other_host.headers[0]
+
+
+def test_timeout_applies_to_rest_call() -> None:
+    slow_api = RecordingServer(get_delay=1.0)
+    hubic = Hubic(
+        "client",
+        "secret",
+        refresh_token="saved",
+        api_url=f"http://127.0.0.1:{slow_api.port}",
+        timeout=0.3,
+        retries=0,
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(HubicServiceUnavailable) as caught:
+            hubic.hubic_get("/account")
+        elapsed = time.monotonic() - started
+    finally:
+        slow_api.stop()
+
+    assert elapsed < 0.9
+    assert "GET /1.0/account" in str(caught.value)
+    assert "timed out after 0.3 s" in str(caught.value)
+    assert len(slow_api.headers) == 1

@@ -41,6 +41,7 @@ def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "HUBIC_PASSWORD",
         "HUBIC_REFRESH_TOKEN",
         "HUBIC_API_URL",
+        "HUBIC_REDIRECT_URI",
     ):
         monkeypatch.delenv(name, raising=False)
 
