@@ -708,6 +708,25 @@ class Hubic(TransferMixin, Connection):
         self._local.url = credentials.endpoint
         self._local.token = credentials.token
 
+    def auth(self) -> None:
+        """Log in unless a valid access token is held.
+
+        The original lhubic's name for the login step. It uses the refresh
+        token when one is known, and the username and password otherwise.
+        """
+        self._access_token()
+
+    def refresh(self) -> None:
+        """Get a new access token now, even if the current one is still valid.
+
+        The original lhubic's name for a refresh-token grant. Without a refresh
+        token, or when hubiC rejects it and a password is set, this logs in
+        with the password.
+        """
+        current = self._access.current
+        rejected = current.token if current is not None else None
+        self._access.get(self._renew_access_token, rejected=rejected)
+
     def get_auth(self) -> tuple[str, str]:
         """Return the storage URL and token, logging in or renewing as needed.
 

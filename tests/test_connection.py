@@ -28,11 +28,14 @@ from swiftclient.exceptions import ClientException
 from lhubic import (
     Clock,
     Hubic,
+    HubicAccessFailure,
+    HubicAuthFailure,
     HubicConfigError,
     HubicInputError,
     HubicInsecureURL,
     HubicObjectNotFound,
     HubicServiceUnavailable,
+    HubicTokenFailure,
 )
 from lhubic.security import check_url, is_loopback_host, redact_url
 from lhubic.server import HubicServer
@@ -412,6 +415,100 @@ def test_api_url_port_and_spaces_rejected(url: str, fragment: str) -> None:
     assert fragment in str(caught.value)
 
 
+def test_original_lhubic_session(hubic_server: Any) -> None:
+    # Code written for the original lhubic: the first four settings by
+    # position, os_auth(), the credentials call and the plain attributes.
+    hubic = Hubic(
+        hubic_server.app.client_id,
+        hubic_server.app.client_secret,
+        hubic_server.user.login,
+        hubic_server.user.password,
+        api_url=hubic_server.api_url,
+        redirect_uri=hubic_server.app.redirect_uri,
+    )
+    hubic.os_auth()
+    credentials = hubic.hubic_get("/account/credentials").json()
+
+    assert isinstance(hubic.refresh_token, str)
+    assert isinstance(hubic.access_token, str)
+    assert hubic.token_type == "Bearer"
+    assert isinstance(hubic.token_expire, float)
+    assert hubic.token_expire > time.time()
+    assert isinstance(hubic.os_token_expire, float)
+    assert hubic.os_token_expire > time.time()
+    assert hubic.os_storage_url == credentials["endpoint"]
+    assert hubic.os_auth_token == credentials["token"]
+
+    later = Hubic(
+        hubic_server.app.client_id,
+        hubic_server.app.client_secret,
+        refresh_token=hubic.refresh_token,
+        api_url=hubic_server.api_url,
+    )
+    later.os_auth()
+    _, containers = later.get_account()
+
+    assert "default" in [container["name"] for container in containers]
+
+
+def test_original_exception_names_catch(hubic_server: Any) -> None:
+    # The original lhubic's except clauses still catch the same failures.
+    wrong = make_hubic(hubic_server, password="not the password")
+    hubic = make_hubic(hubic_server)
+    caught: list[str] = []
+
+    try:
+        wrong.os_auth()
+    except HubicAuthFailure:
+        caught.append("auth")
+    try:
+        hubic.hubic_get("/account/no-such-call")
+    except HubicAccessFailure:
+        caught.append("access")
+    try:
+        Hubic(
+            hubic_server.app.client_id,
+            hubic_server.app.client_secret,
+            refresh_token="not-a-refresh-token",
+            api_url=hubic_server.api_url,
+        ).os_auth()
+    except HubicTokenFailure:
+        caught.append("token")
+    try:
+        hubic.get_object("default", "no/such/object")
+    except ClientException as error:
+        caught.append(f"client {error.http_status}")
+
+    assert caught == ["auth", "access", "token", "client 404"]
+
+
+def test_refresh_gets_new_access_token(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    hubic.auth()
+    old_access = hubic.access_token
+    forms = hubic_server.request_count("/oauth/auth")
+    grants = hubic_server.request_count("/oauth/token")
+
+    hubic.refresh()
+
+    assert hubic.access_token != old_access
+    assert hubic_server.request_count("/oauth/token") == grants + 1
+    assert hubic_server.request_count("/oauth/auth") == forms
+
+
+def test_auth_logs_in_once(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+    before = hubic_server.request_count("/oauth/")
+
+    hubic.auth()
+    hubic.auth()
+
+    # One login: the form page, the form post and the code exchange.
+    assert hubic_server.request_count("/oauth/") == before + 3
+    assert hubic.access_token
+    assert hubic.os_auth_token is None
+
+
 def test_original_attributes_before_login() -> None:
     hubic = Hubic("client", "secret", "user@example.com", "password")
 
@@ -481,6 +578,16 @@ def test_storage_without_os_auth(hubic_server: Any) -> None:
     assert hubic.os_auth_token is not None
     assert hubic.os_token_expire is not None
     assert hubic.os_token_expire > time.time()
+
+
+def test_get_auth_returns_url_and_token(hubic_server: Any) -> None:
+    hubic = make_hubic(hubic_server)
+
+    storage_url, token = hubic.get_auth()
+
+    assert storage_url == hubic.os_storage_url
+    assert storage_url.startswith(hubic_server.swift_url + "/v1/AUTH_")
+    assert token == hubic.os_auth_token
 
 
 def test_os_auth_fetches_credentials(hubic_server: Any) -> None:
