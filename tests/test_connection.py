@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import logging
 import os
 import secrets
 import socket
@@ -708,6 +709,278 @@ def test_repr_hides_secrets(hubic_server: Any) -> None:
         assert secret
         assert secret not in text
     assert repr(hubic.storage_credentials).count(hubic.os_auth_token or "-") == 0
+
+
+# Each Connection method, called as python-swiftclient users call it.
+
+LISTED_NAMES = ["a.txt", "docs/b.txt", "docs/c.txt", "docs/deep/d.txt", "z.txt"]
+
+
+@pytest.fixture(scope="module")
+def swift_hubic(hubic_server: Any) -> Iterator[Hubic]:
+    """One Hubic of the session's test user for the Connection method tests."""
+    hubic = make_hubic(hubic_server)
+    yield hubic
+    hubic.close()
+
+
+@pytest.fixture
+def container(swift_hubic: Hubic) -> Iterator[str]:
+    """A new empty container, deleted with its objects after the test."""
+    name = f"methods-{secrets.token_hex(4)}"
+    swift_hubic.put_container(name)
+    yield name
+    _, listing = swift_hubic.get_container(name, full_listing=True)
+    for entry in listing:
+        swift_hubic.delete_object(name, entry["name"])
+    swift_hubic.delete_container(name)
+
+
+@pytest.fixture
+def listed(swift_hubic: Hubic, container: str) -> str:
+    """The container with the objects of LISTED_NAMES, each containing its name."""
+    for name in LISTED_NAMES:
+        swift_hubic.put_object(container, name, name.encode())
+    return container
+
+
+def entry_names(listing: list[dict[str, Any]]) -> list[str]:
+    return [entry.get("name", entry.get("subdir", "")) for entry in listing]
+
+
+def test_get_account_lists_containers(
+    hubic_server: Any, swift_hubic: Hubic, container: str
+) -> None:
+    headers, containers = swift_hubic.get_account()
+
+    assert int(headers["x-account-meta-quota"]) == hubic_server.user.quota
+    assert int(headers["x-account-container-count"]) >= 2
+    assert "default" in entry_names(containers)
+    assert container in entry_names(containers)
+
+
+def test_get_account_prefix_and_marker(swift_hubic: Hubic, container: str) -> None:
+    _, by_prefix = swift_hubic.get_account(prefix=container)
+    _, after_marker = swift_hubic.get_account(marker=container)
+
+    assert entry_names(by_prefix) == [container]
+    assert container not in entry_names(after_marker)
+
+
+def test_head_account_headers(hubic_server: Any, swift_hubic: Hubic) -> None:
+    headers = swift_hubic.head_account()
+
+    assert int(headers["x-account-meta-quota"]) == hubic_server.user.quota
+    assert int(headers["x-account-bytes-used"]) >= 0
+    assert int(headers["x-account-object-count"]) >= 0
+
+
+def test_get_container_all_names(swift_hubic: Hubic, listed: str) -> None:
+    headers, listing = swift_hubic.get_container(listed)
+
+    assert entry_names(listing) == LISTED_NAMES
+    assert int(headers["x-container-object-count"]) == len(LISTED_NAMES)
+    assert [entry["bytes"] for entry in listing] == [len(n) for n in LISTED_NAMES]
+
+
+def test_get_container_delimiter(swift_hubic: Hubic, listed: str) -> None:
+    _, listing = swift_hubic.get_container(listed, delimiter="/")
+
+    assert entry_names(listing) == ["a.txt", "docs/", "z.txt"]
+    assert listing[1] == {"subdir": "docs/"}
+
+
+def test_get_container_prefix(swift_hubic: Hubic, listed: str) -> None:
+    _, listing = swift_hubic.get_container(listed, prefix="docs/")
+
+    assert entry_names(listing) == ["docs/b.txt", "docs/c.txt", "docs/deep/d.txt"]
+
+
+def test_get_container_prefix_and_delimiter(swift_hubic: Hubic, listed: str) -> None:
+    _, listing = swift_hubic.get_container(listed, prefix="docs/", delimiter="/")
+
+    assert entry_names(listing) == ["docs/b.txt", "docs/c.txt", "docs/deep/"]
+
+
+def test_get_container_marker(swift_hubic: Hubic, listed: str) -> None:
+    _, listing = swift_hubic.get_container(listed, marker="docs/c.txt")
+
+    assert entry_names(listing) == ["docs/deep/d.txt", "z.txt"]
+
+
+def test_get_container_limit(swift_hubic: Hubic, listed: str) -> None:
+    _, listing = swift_hubic.get_container(listed, limit=2)
+
+    assert entry_names(listing) == LISTED_NAMES[:2]
+
+
+def test_get_container_full_listing_pages(
+    swift_hubic: Hubic, listed: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lhubic.connection")
+
+    _, listing = swift_hubic.get_container(listed, limit=2, full_listing=True)
+
+    pages = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "lhubic.connection"
+        and record.getMessage().startswith("GET ")
+        and f"/{listed}?" in record.getMessage()
+    ]
+    assert entry_names(listing) == LISTED_NAMES
+    # Pages of 2, 2 and 1 entries, then an empty page that ends the loop.
+    assert len(pages) == 4
+    assert "marker=docs/b.txt&" in pages[1]
+    assert "marker=docs/deep/d.txt&" in pages[2]
+
+
+def test_put_container_with_metadata(swift_hubic: Hubic) -> None:
+    name = f"methods-{secrets.token_hex(4)}"
+
+    swift_hubic.put_container(name, headers={"X-Container-Meta-Owner": "alice"})
+    headers = swift_hubic.head_container(name)
+    swift_hubic.delete_container(name)
+
+    assert headers["x-container-meta-owner"] == "alice"
+    assert int(headers["x-container-object-count"]) == 0
+
+
+def test_post_container_sets_metadata(swift_hubic: Hubic, container: str) -> None:
+    swift_hubic.post_container(container, {"X-Container-Meta-Color": "blue"})
+
+    headers = swift_hubic.head_container(container)
+
+    assert headers["x-container-meta-color"] == "blue"
+
+
+def test_head_container_counts(swift_hubic: Hubic, container: str) -> None:
+    swift_hubic.put_object(container, "one", b"1" * 10)
+    swift_hubic.put_object(container, "two", b"2" * 15)
+
+    headers = swift_hubic.head_container(container)
+
+    assert int(headers["x-container-object-count"]) == 2
+    assert int(headers["x-container-bytes-used"]) == 25
+
+
+def test_delete_container_removes_it(swift_hubic: Hubic) -> None:
+    name = f"methods-{secrets.token_hex(4)}"
+    swift_hubic.put_container(name)
+
+    swift_hubic.delete_container(name)
+
+    with pytest.raises(HubicObjectNotFound) as caught:
+        swift_hubic.head_container(name)
+    assert caught.value.container == name
+
+
+def test_delete_non_empty_container_conflict(
+    swift_hubic: Hubic, container: str
+) -> None:
+    swift_hubic.put_object(container, "keep", b"data")
+
+    with pytest.raises(ClientException) as caught:
+        swift_hubic.delete_container(container)
+
+    assert caught.value.http_status == 409
+    assert not isinstance(caught.value, HubicObjectNotFound)
+
+
+def test_put_object_from_file(
+    swift_hubic: Hubic, container: str, tmp_path: Any
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"line one\nline two\n")
+
+    with path.open("rb") as file:
+        etag = swift_hubic.put_object(
+            container, "notes.txt", file, content_type="text/plain"
+        )
+    headers, body = swift_hubic.get_object(container, "notes.txt")
+
+    assert etag == hashlib.md5(body).hexdigest()  # noqa: S324 - Swift's ETag
+    assert body == b"line one\nline two\n"
+    assert headers["content-type"] == "text/plain"
+
+
+def test_put_object_with_metadata(swift_hubic: Hubic, container: str) -> None:
+    swift_hubic.put_object(
+        container,
+        "photo.jpg",
+        b"jpeg bytes",
+        headers={"X-Object-Meta-Hubiclocallastmodified": "2015-08-24T07:41:33"},
+    )
+
+    headers = swift_hubic.head_object(container, "photo.jpg")
+
+    assert headers["x-object-meta-hubiclocallastmodified"] == "2015-08-24T07:41:33"
+    assert int(headers["content-length"]) == len(b"jpeg bytes")
+
+
+def test_get_object_in_chunks(swift_hubic: Hubic, container: str) -> None:
+    data = secrets.token_bytes(300_000)
+    swift_hubic.put_object(container, "big.bin", data)
+
+    headers, chunks = swift_hubic.get_object(
+        container, "big.bin", resp_chunk_size=64 * 1024
+    )
+    parts = list(chunks)
+
+    assert b"".join(parts) == data
+    assert len(parts) == 5
+    assert int(headers["content-length"]) == len(data)
+
+
+def test_head_object_headers(swift_hubic: Hubic, container: str) -> None:
+    etag = swift_hubic.put_object(container, "a.txt", b"hello")
+
+    headers = swift_hubic.head_object(container, "a.txt")
+
+    assert headers["etag"] == etag
+    assert int(headers["content-length"]) == 5
+
+
+def test_post_object_sets_metadata(swift_hubic: Hubic, container: str) -> None:
+    swift_hubic.put_object(container, "a.txt", b"hello")
+
+    swift_hubic.post_object(container, "a.txt", {"X-Object-Meta-Color": "red"})
+    headers, body = swift_hubic.get_object(container, "a.txt")
+
+    assert headers["x-object-meta-color"] == "red"
+    assert body == b"hello"
+
+
+def test_delete_object_removes_it(swift_hubic: Hubic, container: str) -> None:
+    swift_hubic.put_object(container, "gone.txt", b"bye")
+
+    swift_hubic.delete_object(container, "gone.txt")
+
+    with pytest.raises(HubicObjectNotFound):
+        swift_hubic.get_object(container, "gone.txt")
+    with pytest.raises(HubicObjectNotFound):
+        swift_hubic.delete_object(container, "gone.txt")
+
+
+def test_copy_object_between_containers(swift_hubic: Hubic, container: str) -> None:
+    swift_hubic.put_object(container, "source.txt", b"copied")
+    target = f"methods-{secrets.token_hex(4)}"
+    swift_hubic.put_container(target)
+
+    try:
+        swift_hubic.copy_object(
+            container,
+            "source.txt",
+            f"/{target}/copy.txt",
+            headers={"X-Object-Meta-Copied": "yes"},
+        )
+        headers, body = swift_hubic.get_object(target, "copy.txt")
+    finally:
+        swift_hubic.delete_object(target, "copy.txt")
+        swift_hubic.delete_container(target)
+
+    assert body == b"copied"
+    assert headers["x-object-meta-copied"] == "yes"
 
 
 # Expiry and re-authentication.
