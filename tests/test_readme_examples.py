@@ -2,8 +2,9 @@
 
 The blocks are joined into one script, so later blocks use the names that
 earlier ones defined, and the script runs in a child process. It reads its
-settings from the ``HUBIC_*`` variables, set here for a user of its own and
-an application registered with the default redirect URI.
+settings from the ``HUBIC_*`` variables, set here for a user and an
+application of its own. Other tests check that the README's commands and
+demonstration values match the code.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+SH_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
+EXPORT = re.compile(r"^export (HUBIC_[A-Z_]+)=(\S+)", re.MULTILINE)
 TIMEOUT_SECONDS = 120
 
 
@@ -52,7 +56,8 @@ def readme_run(
     client_secret = secrets.token_urlsafe(16)
     login = f"readme-{secrets.token_hex(4)}@example.com"
     password = f"readme {secrets.token_urlsafe(8)}"
-    hubic_server.add_app(client_id, client_secret, "http://localhost:8080/")
+    redirect_uri = "http://127.0.0.1/readme-callback"
+    hubic_server.add_app(client_id, client_secret, redirect_uri)
     hubic_server.add_user(login, password)
 
     script = folder / "readme_examples.py"
@@ -65,6 +70,7 @@ def readme_run(
         "HUBIC_USERNAME": login,
         "HUBIC_PASSWORD": password,
         "HUBIC_API_URL": hubic_server.api_url,
+        "HUBIC_REDIRECT_URI": redirect_uri,
     }
     environment.pop("HUBIC_REFRESH_TOKEN", None)
     return subprocess.run(
@@ -116,3 +122,25 @@ def test_readme_token_store_written(
     assert readme_run.returncode == 0
     assert store.exists()
     assert store.stat().st_mode & 0o777 == 0o600
+
+
+def test_readme_test_command_in_ci() -> None:
+    commands = SH_BLOCK.findall(README.read_text())
+    ci_script = (ROOT / ".ci" / "run").read_text()
+
+    assert "lhubic walkthrough" in commands[0]
+    assert "pytest" in commands[1]
+    assert commands[1].strip() in ci_script
+
+
+def test_readme_demo_values_match_server() -> None:
+    from lhubic.server import command
+
+    examples = README.read_text().split("\n## Examples\n", 1)[1]
+    exported = dict(EXPORT.findall(examples))
+
+    assert exported["HUBIC_CLIENT_ID"] == command.DEMO_CLIENT_ID
+    assert exported["HUBIC_CLIENT_SECRET"] == command.DEMO_CLIENT_SECRET
+    assert exported["HUBIC_REDIRECT_URI"] == command.DEMO_REDIRECT_URI
+    assert exported["HUBIC_USERNAME"] == command.DEMO_LOGIN
+    assert exported["HUBIC_PASSWORD"] == command.DEMO_PASSWORD
