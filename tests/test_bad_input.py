@@ -10,6 +10,7 @@ change.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -450,11 +451,29 @@ def test_upload_file_fifo(rig: Rig, tmp_path: pathlib.Path) -> None:
     )
 
 
-@pytest.mark.parametrize("path", [None, 5, b"local.bin"], ids=["none", "int", "bytes"])
-def test_upload_file_bad_path_type(rig: Rig, path: Any) -> None:
+@pytest.fixture
+def open_descriptor(tmp_path: pathlib.Path) -> Iterator[int]:
+    """Return the number of a file descriptor open on a file of this test.
+
+    An int path must be rejected, but os.stat and open() accept one as a file
+    descriptor. Passing a number that this test owns keeps a call that uses
+    it anyway away from pytest's own descriptors.
+    """
+    path = tmp_path / "descriptor.bin"
+    path.write_bytes(b"descriptor data")
+    descriptor = os.open(path, os.O_RDWR)
+    yield descriptor
+    with contextlib.suppress(OSError):
+        os.close(descriptor)
+
+
+@pytest.mark.parametrize("kind", ["none", "descriptor int", "bytes"])
+def test_upload_file_bad_path_type(rig: Rig, open_descriptor: int, kind: str) -> None:
+    path = {"none": None, "descriptor int": open_descriptor, "bytes": b"local.bin"}
+
     assert_rejected_unsent(
         rig,
-        lambda: rig.hubic.upload_file(CONTAINER, "up", path),
+        lambda: rig.hubic.upload_file(CONTAINER, "up", path[kind]),  # type: ignore[arg-type]
         HubicInputError,
         "path",
     )
@@ -504,11 +523,13 @@ def test_download_file_folder_target(rig: Rig, tmp_path: pathlib.Path) -> None:
     )
 
 
-@pytest.mark.parametrize("path", [None, 5], ids=["none", "int"])
-def test_download_file_bad_path_type(rig: Rig, path: Any) -> None:
+@pytest.mark.parametrize("kind", ["none", "descriptor int"])
+def test_download_file_bad_path_type(rig: Rig, open_descriptor: int, kind: str) -> None:
+    path = None if kind == "none" else open_descriptor
+
     assert_rejected_unsent(
         rig,
-        lambda: rig.hubic.download_file(CONTAINER, EXISTING, path),
+        lambda: rig.hubic.download_file(CONTAINER, EXISTING, path),  # type: ignore[arg-type]
         HubicInputError,
         "path",
     )
