@@ -971,8 +971,12 @@ class Hubic(TransferMixin, Connection):
         url = self._api_endpoint("/account/credentials")
         response = self._api_attempt("GET", url, None)
         payload = json_object(response, "the storage credentials response")
+        current = self._storage.current
+        previous_token = current.token if current is not None else None
         try:
-            return StorageCredentials.from_response(payload, self._clock)
+            return StorageCredentials.from_response(
+                payload, self._clock, previous_token
+            )
         except ValueError as error:
             raise TransientError(
                 f"the storage credentials response was invalid: {error}"

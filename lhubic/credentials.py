@@ -3,11 +3,12 @@
 `AccessToken` is the OAuth2 bearer token for the REST API and
 `StorageCredentials` the Swift token and storage URL from
 ``/1.0/account/credentials``. Both are immutable values with a timezone-aware
-expiry and an `expired` check. An access token counts as expired a little
-before the service stops accepting it: a tenth of its lifetime early, and at
-most `MAX_REFRESH_MARGIN` early. A storage token counts as expired only once
-it is surely dead, because hubiC hands back the current storage token until
-it expires, so asking earlier cannot renew it.
+expiry and an `expired` check. Both count as expired a little before the
+service stops accepting them: a tenth of their lifetime early, and at most
+`MAX_REFRESH_MARGIN` early. hubiC could hand back the current storage token,
+with less time left, when asked for new credentials. When an early renewal
+gets the same token back, asking again before it dies is pointless, so those
+credentials count as expired only once the token is surely dead.
 
 `CredentialsCache` contains the current value of one of them for every thread of
 a `Hubic`. When it must be renewed, one thread renews it under a lock while
@@ -222,21 +223,23 @@ class StorageCredentials:
         clock: Clock,
         *,
         min_reuse: timedelta = MIN_REUSE,
+        previous_token: str | None = None,
     ) -> StorageCredentials:
         """Build credentials fetched now.
 
-        hubiC hands back the account's current token, with whatever time it
-        has left, until that token dies. Asking again before then returns the
-        same token, so the credentials are renewed only once the token is
-        surely gone: `EXPIRES_PRECISION` after its stated expiry, because
-        ``expires`` has whole seconds. A storage 401 renews them earlier. They
-        are kept at least ``min_reuse``, which bounds how often a client whose
-        clock runs ahead of the service's fetches credentials.
+        They are renewed a little before ``expires_at``, like an access token.
+        But when ``token`` equals ``previous_token``, the service handed back
+        the token it had already issued, so they are renewed only once that
+        token is surely gone: `EXPIRES_PRECISION` after its stated expiry,
+        because ``expires`` has whole seconds. A storage 401 renews them
+        earlier. They are kept at least ``min_reuse``, which bounds how often
+        a client whose clock runs ahead of the service's fetches credentials.
         """
         fetched_at = clock.now()
-        # NOTE: hubiC is on record only for handing back the current token. A
-        # service that issued a new one early would let a margin avoid the 401.
-        renew_at = expires_at + EXPIRES_PRECISION
+        if token == previous_token:
+            renew_at = expires_at + EXPIRES_PRECISION
+        else:
+            renew_at = expires_at - _refresh_margin(fetched_at, expires_at)
         return cls(
             token=token,
             endpoint=endpoint.rstrip("/"),
@@ -248,7 +251,10 @@ class StorageCredentials:
 
     @classmethod
     def from_response(
-        cls, payload: Mapping[str, Any], clock: Clock
+        cls,
+        payload: Mapping[str, Any],
+        clock: Clock,
+        previous_token: str | None = None,
     ) -> StorageCredentials:
         """Build credentials from a ``/1.0/account/credentials`` response.
 
@@ -269,7 +275,9 @@ class StorageCredentials:
         if not isinstance(expires, str):
             raise ValueError(f"expires is {expires!r}, not an ISO 8601 time")
 
-        return cls.create(token, endpoint, parse_expiry(expires), clock)
+        return cls.create(
+            token, endpoint, parse_expiry(expires), clock, previous_token=previous_token
+        )
 
     @property
     def expired(self) -> bool:

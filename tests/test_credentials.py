@@ -161,23 +161,47 @@ def test_storage_credentials_expire_by_offset_time() -> None:
     }
     credentials = StorageCredentials.from_response(payload, clock)
 
-    clock.advance(19.5)
+    # Renewal is due a tenth of the 20 s lifetime early, at 18 s.
+    clock.advance(17.5)
     assert not credentials.expired
 
-    clock.advance(1.5)
+    clock.advance(1)
     assert credentials.expired
 
 
-def _storage(token: str, clock: Clock, seconds: float) -> StorageCredentials:
+def _storage(
+    token: str, clock: Clock, seconds: float, previous_token: str | None = None
+) -> StorageCredentials:
     expires = clock.now() + timedelta(seconds=seconds)
-    return StorageCredentials.create(token, "https://s.example/v1/A", expires, clock)
+    return StorageCredentials.create(
+        token, "https://s.example/v1/A", expires, clock, previous_token=previous_token
+    )
 
 
-def test_storage_credentials_outlive_stated_expiry() -> None:
-    # hubiC hands back the current token until it dies, and its stated expiry
-    # has whole seconds, so renewing earlier would fetch the same token.
+def test_storage_credentials_renew_early() -> None:
     clock = Clock()
     credentials = _storage("t", clock, seconds=100)
+
+    clock.advance(89)
+    assert not credentials.expired
+
+    clock.advance(1)
+    assert credentials.expired
+
+
+def test_storage_credentials_renew_margin_capped() -> None:
+    clock = Clock()
+
+    credentials = _storage("t", clock, seconds=86400)
+
+    assert credentials.renew_at == credentials.expires_at - MAX_REFRESH_MARGIN
+
+
+def test_storage_same_token_outlives_stated_expiry() -> None:
+    # The service handed back the token it had issued, so asking again before
+    # it dies would return it once more; its stated expiry has whole seconds.
+    clock = Clock()
+    credentials = _storage("t", clock, seconds=100, previous_token="t")
 
     clock.advance(100)
     assert not credentials.expired
@@ -186,10 +210,10 @@ def test_storage_credentials_outlive_stated_expiry() -> None:
     assert credentials.expired
 
 
-def test_storage_credentials_renew_at_precision() -> None:
+def test_storage_same_token_renew_at_precision() -> None:
     clock = Clock()
 
-    credentials = _storage("t", clock, seconds=100)
+    credentials = _storage("t", clock, seconds=100, previous_token="t")
 
     assert credentials.renew_at == credentials.expires_at + EXPIRES_PRECISION
 

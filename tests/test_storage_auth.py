@@ -65,6 +65,19 @@ def test_issue_sets_aware_expiry(store: StorageTokenStore) -> None:
     assert 3590 < remaining <= 3601
 
 
+def test_issue_in_renewal_window_gives_new_token(store: StorageTokenStore) -> None:
+    account = new_account()
+    first = store.issue(account, 1.0)
+    # The last fifth of a 1 s lifetime is the renewal window.
+    time.sleep(0.85)
+
+    second = store.issue(account, 1.0)
+
+    assert second.token != first.token
+    assert second.expires > first.expires
+    assert store.lookup(first.token) == account
+
+
 def test_issue_after_expiry_gives_new_token(store: StorageTokenStore) -> None:
     account = new_account()
     first = store.issue(account, 0.2)

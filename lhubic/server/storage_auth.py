@@ -69,6 +69,12 @@ QUOTA_HEADERS = frozenset(
 
 BUSY_TIMEOUT_SECONDS = 10.0
 
+# A token in the last fifth of its life (at most ten minutes) is replaced on
+# the next request for credentials. The client renews in the last tenth (at
+# most five minutes), inside this window, so its early renewal gets a new token.
+RENEWAL_WINDOW_FRACTION = 0.2
+RENEWAL_WINDOW_MAX = 600.0
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS storage_tokens (
     token TEXT PRIMARY KEY,
@@ -135,7 +141,11 @@ class StorageTokenStore:
         """Return the account's current token, or a new one if it has none.
 
         A token that is still valid comes back unchanged with whatever time it
-        has left, as hubiC did. A new token lives ``lifetime_seconds``.
+        has left, as hubiC did, until it enters its renewal window (the last
+        fifth of ``lifetime_seconds``, at most `RENEWAL_WINDOW_MAX` seconds).
+        Then a new token, living ``lifetime_seconds``, is issued, so a client
+        that renews a little before expiry gets a fresh token. The old token
+        stays valid until its own expiry.
         """
         check_account(account)
         if isinstance(lifetime_seconds, bool) or not (
@@ -149,10 +159,11 @@ class StorageTokenStore:
         with self._transaction() as db:
             now = time.time()
             db.execute("DELETE FROM storage_tokens WHERE expires <= ?", (now,))
+            window = min(lifetime_seconds * RENEWAL_WINDOW_FRACTION, RENEWAL_WINDOW_MAX)
             row = db.execute(
                 "SELECT token, expires FROM storage_tokens WHERE account = ? "
-                "ORDER BY expires DESC LIMIT 1",
-                (account,),
+                "AND expires > ? ORDER BY expires DESC LIMIT 1",
+                (account, now + window),
             ).fetchone()
             if row is None:
                 row = (secrets.token_urlsafe(32), now + lifetime_seconds)
