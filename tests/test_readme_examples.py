@@ -141,6 +141,5 @@ def test_readme_demo_values_match_server() -> None:
 
     assert exported["HUBIC_CLIENT_ID"] == command.DEMO_CLIENT_ID
     assert exported["HUBIC_CLIENT_SECRET"] == command.DEMO_CLIENT_SECRET
-    assert exported["HUBIC_REDIRECT_URI"] == command.DEMO_REDIRECT_URI
     assert exported["HUBIC_USERNAME"] == command.DEMO_LOGIN
     assert exported["HUBIC_PASSWORD"] == command.DEMO_PASSWORD

@@ -21,6 +21,7 @@ from lhubic.server.command import (
     DEMO_CLIENT_SECRET,
     DEMO_LOGIN,
     DEMO_PASSWORD,
+    DEMO_REDIRECT_URI,
 )
 from lhubic.server.swift_launcher import supports_large_xattrs
 
@@ -117,7 +118,7 @@ def test_command_serves_until_sigint(start_server: StartServer) -> None:
         f"{api_url}/oauth/auth/",
         params={
             "client_id": DEMO_CLIENT_ID,
-            "redirect_uri": "http://127.0.0.1/callback",
+            "redirect_uri": DEMO_REDIRECT_URI,
             "scope": "usage.r",
             "response_type": "code",
         },

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 # 127.0.0.1 only.
 DEMO_CLIENT_ID = "api_hubic_demo"
 DEMO_CLIENT_SECRET = "demo-secret"  # noqa: S105
-DEMO_REDIRECT_URI = "http://127.0.0.1/callback"
+# The redirect URI that lhubic.Hubic uses by default, so it needs no setting.
+DEMO_REDIRECT_URI = "http://localhost:8080/"
 DEMO_LOGIN = "demo@example.com"
 DEMO_PASSWORD = "demo-password"  # noqa: S105
 
