@@ -35,6 +35,7 @@ from .exceptions import (
 )
 from .listing import iter_containers, iter_objects
 from .names import validate_container_name, validate_object_name
+from .store import FileTokenStore, TokenStore, make_token_store
 from .transfers import ProgressCallback
 
 __version__ = "1.0.0"
@@ -44,6 +45,7 @@ __all__ = [
     "Clock",
     "FileResult",
     "FileStatus",
+    "FileTokenStore",
     "Hubic",
     "HubicAccessDenied",
     "HubicAccessFailure",
@@ -68,10 +70,12 @@ __all__ = [
     "HubicTransferError",
     "ProgressCallback",
     "StorageCredentials",
+    "TokenStore",
     "__version__",
     "download_tree",
     "iter_containers",
     "iter_objects",
+    "make_token_store",
     "upload_tree",
     "validate_container_name",
     "validate_object_name",
