@@ -540,7 +540,23 @@ def start(server: HubicServer, sizes: Sizes, workers: int, work_dir: Path) -> Be
     )
     for name in ("HUBIC_USERNAME", "HUBIC_PASSWORD", "HUBIC_REFRESH_TOKEN"):
         env.pop(name, None)
+    warm_up_bytecode(env, work_dir)
     return Bench(sizes, workers, work_dir, hubic, storage_url, token, token_store, env)
+
+
+def warm_up_bytecode(env: dict[str, str], work_dir: Path) -> None:
+    """Let both Python clients start from cached bytecode, as installed ones do.
+
+    With PYTHONDONTWRITEBYTECODE set, lhubic, run from its source tree, would
+    be compiled on every start while python-swiftclient's installed bytecode
+    was used. The cache goes to a folder of the run instead.
+    """
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work_dir / "pycache")
+    modules = (
+        "import argparse, lhubic, lhubic.bulk, swiftclient.shell, swiftclient.service"
+    )
+    subprocess.run([sys.executable, "-c", modules], env=env, check=True)
 
 
 def measure(bench: Bench, rounds: int) -> None:

@@ -7,9 +7,10 @@ a download one GET per changed object. A static large object is compared by
 the ETag Swift gives it, computed locally with the connection's segment size.
 
 Every file gets a `FileResult`. A failure of one file (a network error past
-the retries, a corrupt transfer, a name Swift cannot store) is recorded there
-and the others go on; errors that concern the whole account (authentication,
-revoked tokens) and exceptions raised by the progress callback stop the run.
+the retries, a corrupt transfer, a name Swift cannot store) is recorded there,
+and the other files go on. Errors that concern the whole account (a failed
+login, a revoked token) and exceptions raised by the progress callback stop
+the run instead.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .exceptions import (
 from .listing import iter_objects
 from .names import validate_container_name, validate_object_name
 from .transfers import (
-    _BUFFERED_UPLOAD_LIMIT,
+    _BUFFERED_LIMIT,
     ProgressCallback,
     TransferMixin,
     _check_workers,
@@ -59,7 +60,7 @@ _FILE_ERRORS = (HubicError, ClientException, OSError, RequestException)
 
 
 class FileStatus(str, enum.Enum):
-    """The outcome of one file in a bulk transfer."""
+    """Status of one file in a bulk transfer."""
 
     UPLOADED = "uploaded"
     DOWNLOADED = "downloaded"
@@ -69,7 +70,7 @@ class FileStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class FileResult:
-    """The outcome for one file of `upload_tree` or `download_tree`.
+    """Result for one file of `upload_tree` or `download_tree`.
 
     ``path`` is the local path, ``name`` the object name, ``size`` the file's
     size in bytes, and ``error`` the exception when ``status`` is ``FAILED``.
@@ -217,7 +218,7 @@ def _upload_one(
 ) -> FileStatus:
     validate_object_name(item.name)
     size = os.stat(item.path).st_size
-    small = size <= _BUFFERED_UPLOAD_LIMIT and size <= connection.large_object_threshold
+    small = size <= _BUFFERED_LIMIT and size <= connection.large_object_threshold
 
     if small:
         # Read once: the same bytes give the MD5 to compare and the body.

@@ -35,7 +35,13 @@ from lhubic.exceptions import (
     HubicTransferError,
 )
 from lhubic.server.pytest_plugin import HubicTestServer
-from lhubic.transfers import TransferMixin, file_md5, slo_etag
+from lhubic.transfers import (
+    MAX_MANIFEST_SEGMENTS,
+    TransferMixin,
+    _choose_segment_size,
+    file_md5,
+    slo_etag,
+)
 
 MiB = 1024 * 1024
 
@@ -137,8 +143,8 @@ def segment_names(hubic: Hubic, container: str) -> list[str]:
 class AlteringProxy:
     """Forward connections to a loopback port; flip a byte of chosen bodies.
 
-    It follows ``Content-Length`` framing in both directions, so it knows
-    where each body starts. A chunked message switches its direction to plain
+    It follows ``Content-Length`` framing in both directions to find where
+    each body starts. A chunked message switches its direction to plain
     forwarding, which is enough for these tests. Each request head is kept in
     ``request_heads``.
     """
@@ -782,27 +788,35 @@ def test_delete_plain_object(hubic: Hubic, container: str) -> None:
         hubic.head_object(container, "plain")
 
 
-def test_segment_size_grows_for_many_segments(
+def test_segment_size_grows_past_limit() -> None:
+    size = 2000 * MiB + 1
+
+    grown = _choose_segment_size(size, MiB)
+
+    assert _choose_segment_size(10 * MiB, MiB) == MiB
+    assert grown == 3 * MiB
+    assert -(-size // grown) <= MAX_MANIFEST_SEGMENTS
+
+
+def test_upload_options_rejected_before_sending(
     server: HubicTestServer, tmp_path: Path
 ) -> None:
     hubic = make_hubic(server)
-    container = "default"
-    from lhubic.transfers import MAX_MANIFEST_SEGMENTS, _choose_segment_size
-
-    assert _choose_segment_size(10 * MiB, MiB) == MiB
-    grown = _choose_segment_size(2000 * MiB + 1, MiB)
-    assert grown == 3 * MiB
-    assert -(-(2000 * MiB + 1) // grown) <= MAX_MANIFEST_SEGMENTS
     path = tmp_path / "file"
     path.write_bytes(b"x")
-    with pytest.raises(HubicInputError, match="segment_size"):
-        hubic.upload_file(container, "x", path, segment_size=1000)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"segment_size": 1000}, "segment_size"),
+        ({"segment_size": 6 * 1024**3}, "segment_size"),
+        ({"workers": 0}, "workers"),
+        ({"large_object_threshold": -1}, "large_object_threshold"),
+    ]
+
+    for options, message in cases:
+        with pytest.raises(HubicInputError, match=message):
+            hubic.upload_file("default", "x", path, **options)
     with pytest.raises(HubicInputError, match="not a regular file"):
-        hubic.upload_file(container, "x", tmp_path)
-    with pytest.raises(HubicInputError, match="workers"):
-        hubic.upload_file(container, "x", path, workers=0)
-    with pytest.raises(HubicInputError, match="large_object_threshold"):
-        hubic.upload_file(container, "x", path, large_object_threshold=-1)
+        hubic.upload_file("default", "x", tmp_path)
+
     assert hubic.requests == []
 
 
