@@ -416,6 +416,78 @@ def test_second_start_is_rejected(server: HubicTestServer) -> None:
         server.start()
 
 
+# The storage endpoint handed to clients.
+
+
+def _credentials(server: HubicTestServer, token: str) -> dict[str, str]:
+    response = requests.get(
+        f"{server.api_url}/1.0/account/credentials",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    payload: dict[str, str] = response.json()
+    return payload
+
+
+def test_public_storage_url_sets_endpoint(server: HubicTestServer) -> None:
+    token = server.authorize()["access_token"]
+    account = server.account_of(server.user.login)
+
+    server.public_storage_url = "http://127.0.0.1:9/front/"
+    try:
+        moved = _credentials(server, token)
+        usage = requests.get(
+            f"{server.api_url}/1.0/account/usage",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    finally:
+        server.public_storage_url = None
+    restored = _credentials(server, token)
+
+    assert moved["endpoint"] == f"http://127.0.0.1:9/front/v1/{account}"
+    # The service's own requests still go straight to Swift.
+    assert usage.status_code == 200
+    assert restored["endpoint"] == f"{server.swift_url}/v1/{account}"
+    assert restored["token"] == moved["token"]
+
+
+def test_public_storage_url_from_constructor() -> None:
+    server = HubicServer(public_storage_url="https://storage.example.com/swift/")
+
+    assert server.public_storage_url == "https://storage.example.com/swift"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ftp://127.0.0.1:21",
+        "127.0.0.1:8080",
+        "http://",
+        "http://user:pw@127.0.0.1:8080",
+        "http://127.0.0.1:8080/?a=1",
+        "http://127.0.0.1:8080/#top",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:0",
+        "http://127.0.0.1 :8080",
+        "http://127.0.0.1:8080/\n",
+        8080,
+    ],
+)
+def test_public_storage_url_rejects_invalid(value: object) -> None:
+    server = HubicServer(object_server="memory")
+
+    with pytest.raises(HubicInputError) as from_setter:
+        server.public_storage_url = value  # type: ignore[assignment]
+    with pytest.raises(HubicInputError) as from_constructor:
+        HubicServer(public_storage_url=value)  # type: ignore[arg-type]
+
+    assert "invalid public_storage_url" in str(from_setter.value)
+    assert str(from_constructor.value) == str(from_setter.value)
+    assert server.public_storage_url is None
+
+
 def test_plugin_fixture_has_app_and_user(hubic_server: HubicTestServer) -> None:
     tokens = hubic_server.authorize()
 

@@ -55,6 +55,7 @@ from .http import HttpService, WsgiApp
 from .oauth_pages import OAuthPages
 from .rest_api import RestApi
 from .state import ServiceState
+from .storage_auth import check_account
 from .swift_launcher import SwiftCluster, default_data_parent
 
 __all__ = ["HubicServer", "SwiftStorage"]
@@ -68,16 +69,24 @@ _LISTING_LIMIT = 10000
 
 
 class SwiftStorage:
-    """The storage operations of the service, on a `SwiftCluster`'s admin key."""
+    """The storage operations of the service, on a `SwiftCluster`'s admin key.
 
-    def __init__(self, cluster: SwiftCluster) -> None:
+    ``public_url`` is the base URL of the storage endpoints handed to clients,
+    or None for the Swift proxy's own URL. The service's own requests always
+    go straight to the Swift proxy.
+    """
+
+    def __init__(self, cluster: SwiftCluster, public_url: str | None = None) -> None:
         self.cluster = cluster
+        self.public_url = public_url
 
     def ensure_account(self, account: str, quota_bytes: int) -> None:
         self.cluster.ensure_account(account, quota_bytes)
 
     def storage_url(self, account: str) -> str:
-        return self.cluster.storage_url(account)
+        if self.public_url is None:
+            return self.cluster.storage_url(account)
+        return f"{self.public_url}/v1/{check_account(account)}"
 
     def issue_token(self, account: str, lifetime: int) -> tuple[str, float]:
         token = self.cluster.tokens.issue(account, lifetime)
@@ -179,6 +188,37 @@ def _object_path(account: str, container: str, name: str) -> str:
     return f"/v1/{account}/{quote(container, safe='')}/{quote(name, safe='/')}"
 
 
+def check_public_storage_url(value: object) -> str:
+    """Return ``value`` without a trailing ``/`` if it is an http or https base
+    URL without user information, query or fragment, else raise ValueError."""
+    if not isinstance(value, str):
+        raise ValueError(
+            f"expected a URL such as http://127.0.0.1:8081, got {type(value).__name__}"
+        )
+    if any(character.isspace() or ord(character) < 32 for character in value):
+        raise ValueError(
+            f"expected a URL without spaces or control characters, got {value!r}"
+        )
+
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"expected a port from 1 to 65535, got {value!r}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            "expected an absolute http or https URL such as http://127.0.0.1:8081, "
+            f"got {value!r}"
+        )
+    if parts.username is not None or parts.query or parts.fragment or "#" in value:
+        raise ValueError(
+            f"expected a base URL without user, query or fragment, got {value!r}"
+        )
+    return value.rstrip("/")
+
+
 def _argument(name: str, check: Callable[[object], object], value: object) -> None:
     try:
         check(value)
@@ -196,6 +236,9 @@ class HubicServer:
     under `default_data_parent()`, removed on stop; a given folder is kept.
     ``object_server`` is passed to `SwiftCluster`. ``clock`` returns seconds
     since the epoch and times codes and access tokens, so tests can move it.
+    ``public_storage_url`` (also settable while running) is the base URL
+    that ``/1.0/account/credentials`` hands out storage endpoints under, such
+    as a proxy in front of Swift; None means `swift_url`.
     """
 
     def __init__(
@@ -209,6 +252,7 @@ class HubicServer:
         port: int | None = None,
         object_server: str = "auto",
         clock: Callable[[], float] = time.time,
+        public_storage_url: str | None = None,
     ) -> None:
         if config is not None and not isinstance(config, ServerConfig):
             config = load_config(config)
@@ -243,6 +287,9 @@ class HubicServer:
             self.state.add_user(user)
 
         self._cluster: SwiftCluster | None = None
+        self._storage: SwiftStorage | None = None
+        self._public_storage_url: str | None = None
+        self.public_storage_url = public_storage_url
         self._http: HttpService | None = None
         self._app: WsgiApp | None = None
 
@@ -311,7 +358,8 @@ class HubicServer:
 
         cluster = SwiftCluster(self.data_dir, object_server=self.object_server)
         self._cluster = cluster
-        storage = SwiftStorage(cluster)
+        storage = SwiftStorage(cluster, self._public_storage_url)
+        self._storage = storage
         oauth = OAuthPages(self.state, self.faults, storage)
         rest = RestApi(self.state, self.faults, storage, self.storage_token_lifetime)
         self._app = WsgiApp([*oauth.routes(), *rest.routes()])
@@ -354,6 +402,7 @@ class HubicServer:
         http_service, cluster = self._http, self._cluster
         self._http = None
         self._cluster = None
+        self._storage = None
         self.faults.storage_fail_next = None
         if http_service is not None:
             http_service.stop()
@@ -378,6 +427,26 @@ class HubicServer:
     def swift_url(self) -> str:
         """The base URL of the Swift proxy, ``http://127.0.0.1:<port>``."""
         return self._running_cluster().url
+
+    @property
+    def public_storage_url(self) -> str | None:
+        """The base URL of the storage endpoints handed to clients, or None
+        when they get `swift_url`.
+
+        Setting it while the service runs applies to credentials issued from
+        then on. Credentials handed out earlier keep their endpoint.
+        """
+        return self._public_storage_url
+
+    @public_storage_url.setter
+    def public_storage_url(self, value: str | None) -> None:
+        if value is not None:
+            _argument("public_storage_url", check_public_storage_url, value)
+            value = check_public_storage_url(value)
+        self._public_storage_url = value
+        if self._storage is not None:
+            self._storage.public_url = value
+            logger.info("storage endpoints now under %s", value or self.swift_url)
 
     @property
     def cluster(self) -> SwiftCluster:
