@@ -52,6 +52,7 @@ from .exceptions import (
     HubicTokenFailure,
     HubicTokenRevoked,
 )
+from .headers import StorageTarget, validate_headers
 from .names import validate_container_name, validate_object_name
 from .oauth import (
     DEFAULT_API_URL,
@@ -124,6 +125,26 @@ _OBJECT_CALLS = frozenset(
     {"head_object", "get_object", "post_object", "copy_object", "delete_object"}
 )
 _PUT_CALLS = frozenset({"put_container", "put_object"})
+
+# The item each storage call is about, and where Connection passes its headers
+# to _retry: an index into the positional arguments, or None for the
+# ``headers`` keyword (python-swiftclient 4.11).
+_HEADER_ARGUMENTS: dict[str, tuple[StorageTarget, int | None]] = {
+    "head_account": ("account", None),
+    "get_account": ("account", None),
+    "post_account": ("account", 0),
+    "head_container": ("container", None),
+    "get_container": ("container", None),
+    "put_container": ("container", None),
+    "post_container": ("container", 1),
+    "delete_container": ("container", None),
+    "head_object": ("object", None),
+    "get_object": ("object", None),
+    "put_object": ("object", None),
+    "post_object": ("object", 2),
+    "copy_object": ("object", 3),
+    "delete_object": ("object", None),
+}
 
 # Network failures that swiftclient raises once its retries are used up.
 _NETWORK_ERRORS = (
@@ -404,14 +425,37 @@ def _broken_reads_as_connection_errors(func: Callable[..., Any]) -> Callable[...
     return call
 
 
-def _validate_storage_arguments(name: str, args: Sequence[Any]) -> None:
-    """Raise `HubicInputError` for a bad name before a storage call is sent."""
+def _validate_storage_arguments(
+    name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> None:
+    """Raise `HubicInputError` for a bad argument before a storage call is sent."""
     if name in _CONTAINER_CALLS or name in _OBJECT_CALLS or name in _PUT_CALLS:
         validate_container_name(args[0] if args else None)
     if name in _OBJECT_CALLS or name == "put_object":
         validate_object_name(args[1] if len(args) > 1 else None)
     if name == "copy_object" and len(args) > 2 and args[2] is not None:
         _validate_copy_destination(args[2])
+    if name == "get_object":
+        _validate_chunk_size(kwargs.get("resp_chunk_size"))
+
+    if name in _HEADER_ARGUMENTS:
+        target, index = _HEADER_ARGUMENTS[name]
+        if index is None:
+            headers = kwargs.get("headers")
+        else:
+            headers = args[index] if len(args) > index else kwargs.get("headers")
+        validate_headers(headers, target)
+
+
+def _validate_chunk_size(chunk_size: object) -> None:
+    # python-swiftclient reads the whole body when resp_chunk_size is falsy,
+    # so 0 keeps that meaning.
+    if chunk_size is None or (type(chunk_size) is int and chunk_size >= 0):
+        return
+    raise HubicInputError(
+        f"invalid resp_chunk_size {chunk_size!r}: pass a number of bytes as an "
+        "int of 1 or more, or None to read the whole body at once"
+    )
 
 
 def _validate_copy_destination(destination: object) -> None:
@@ -754,7 +798,7 @@ class Hubic(TransferMixin, Connection):
         **kwargs: Any,
     ) -> Any:
         name = getattr(func, "__name__", "")
-        _validate_storage_arguments(name, args)
+        _validate_storage_arguments(name, args, kwargs)
         self._use_current_storage_credentials()
         try:
             return super()._retry(
