@@ -46,6 +46,7 @@ from .exceptions import (
     HubicSourceNotRewindable,
     HubicTransferError,
 )
+from .headers import validate_headers
 from .listing import iter_objects
 from .names import (
     MAX_CONTAINER_NAME_BYTES,
@@ -318,7 +319,18 @@ def _make_source(contents: Any, chunk_size: int | None) -> _Source:
             "binary mode ('rb') so the bytes sent are the bytes stored"
         )
     if hasattr(contents, "read"):
+        if getattr(contents, "closed", False) is True:
+            raise HubicInputError(
+                f"cannot upload {contents!r}: the file is closed; open it again "
+                "in binary mode ('rb') and keep it open until the upload returns"
+            )
         return _FileSource(contents, chunk_size or CHUNK_SIZE)
+    if isinstance(contents, Mapping):
+        raise HubicInputError(
+            f"cannot upload a {type(contents).__name__}: iterating it yields its "
+            "keys; pass bytes, str, a binary file object or an iterable of bytes, "
+            "such as json.dumps(contents).encode()"
+        )
     if isinstance(contents, Iterable):
         return _IterableSource(contents)
     raise HubicInputError(
@@ -934,6 +946,7 @@ class TransferMixin:
         """
         validate_container_name(container)
         validate_object_name(obj)
+        validate_headers(headers, "object")
         parent = cast(Any, super())
         if query_string is not None:
             parent.delete_object(
@@ -1067,6 +1080,7 @@ class TransferMixin:
         """
         validate_container_name(container)
         validate_object_name(name)
+        validate_headers(headers, "object")
         _check_upload_options(path, segment_size, large_object_threshold, workers)
         existing = self._existing_object(container, name)
         progress_totals = _Progress(progress, 0, 1)
@@ -1363,7 +1377,7 @@ class TransferMixin:
         workers: int | None,
         progress: _Progress,
     ) -> dict[str, str]:
-        target = os.fspath(path)
+        target = _check_local_path(path)
         fd, temp_path = _create_temp_beside(target)
         try:
             try:
@@ -1654,7 +1668,7 @@ def _check_upload_options(
     large_object_threshold: int | None,
     workers: int | None,
 ) -> None:
-    if not os.path.isfile(path):
+    if not os.path.isfile(_check_local_path(path)):
         raise HubicInputError(
             f"cannot upload {os.fspath(path)!r}: it is not a regular file or does "
             "not exist; pass the path of a file"
@@ -1675,6 +1689,25 @@ def _check_upload_options(
             f"size in bytes from 0 to {MAX_OBJECT_SIZE}, Swift's limit for one "
             "object"
         )
+
+
+def _check_local_path(path: object, argument: str = "path") -> str:
+    """Return ``path`` as a str; raise `HubicInputError` unless it is a file path.
+
+    An int is rejected although os functions accept it, because they take it
+    for an open file descriptor.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        text = os.fspath(path)
+        if isinstance(text, str):
+            return text
+    fix = "pass a str or a pathlib.Path"
+    if isinstance(path, (bytes, os.PathLike)):
+        fix = "decode it with os.fsdecode()"
+    raise HubicInputError(
+        f"invalid {argument} {path!r}: expected a str or os.PathLike path, got "
+        f"{type(path).__name__}; {fix}"
+    )
 
 
 def _check_length(content_length: int | None) -> None:
@@ -1726,6 +1759,11 @@ def _write_stream(body: Any, fd: int, offset: int, progress: _Progress) -> int:
 def _create_temp_beside(target: str) -> tuple[int, str]:
     """Create an empty file next to ``target``, with the permissions it would get."""
     directory, base = os.path.split(os.path.abspath(target))
+    if os.path.isdir(target):
+        raise HubicInputError(
+            f"cannot download to {target!r}: it is a folder; pass the path of a "
+            "file, such as a new name inside that folder"
+        )
     if not os.path.isdir(directory):
         raise HubicInputError(
             f"cannot download to {target!r}: folder {directory!r} does not "
