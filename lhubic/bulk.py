@@ -39,6 +39,7 @@ from .transfers import (
     _BUFFERED_LIMIT,
     ProgressCallback,
     TransferMixin,
+    _check_local_path,
     _check_workers,
     _choose_segment_size,
     _ExistingObject,
@@ -360,10 +361,11 @@ def _check_connection(connection: object) -> None:
 
 
 def _check_directory(local_dir: str | os.PathLike[str]) -> str:
-    root = os.path.abspath(os.fspath(local_dir))
+    path = _check_local_path(local_dir, "local_dir")
+    root = os.path.abspath(path)
     if not os.path.isdir(root):
         raise HubicInputError(
-            f"local folder {os.fspath(local_dir)!r} does not exist or is not a "
+            f"local folder {path!r} does not exist or is not a "
             "folder; create it or pass an existing folder"
         )
     return root
