@@ -11,6 +11,9 @@ Faults are armed with a count and fire on the next matching messages:
 - `cut_request_bodies`: forward part of a request body, then reset both sides.
 - `cut_response_bodies`: forward part of a response body, then reset both sides.
 - `reset_connections`: reset new connections before forwarding any byte.
+- `intercept_requests`: respond to requests with a status of the proxy's
+  choosing (429 or 509, say) instead of forwarding them, then close the
+  connection.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import http
 import ipaddress
 import logging
 import socket
@@ -33,6 +37,11 @@ logger = logging.getLogger(__name__)
 _RECEIVE_SIZE = 65536
 _MAX_HEAD_SIZE = 65536
 _DEFAULT_CHUNKED_CUT = 32768
+# How long an intercepted request's body is read and discarded, so that the
+# client can finish sending it and then read the response.
+_DRAIN_SECONDS = 5.0
+# Reason phrases of statuses that http.HTTPStatus does not list.
+_EXTRA_REASONS = {498: "Rate Limited", 509: "Bandwidth Limit Exceeded"}
 
 # Parser states for one direction of a connection.
 _HEAD = "head"
@@ -54,6 +63,7 @@ class ProxyStats:
     request_bodies_cut: int
     response_bodies_cut: int
     connections_reset: int
+    requests_intercepted: int
 
 
 class _Faults:
@@ -66,12 +76,25 @@ class _Faults:
         self.response_cuts = 0
         self.response_fraction = 0.5
         self.resets = 0
+        self.interceptions = 0
+        self.intercept_response = b""
         self.connections = 0
         self.requests = 0
         self.responses = 0
         self.request_bodies_cut = 0
         self.response_bodies_cut = 0
         self.connections_reset = 0
+        self.requests_intercepted = 0
+
+    def take_interception(self) -> bytes | None:
+        """Return the response to send instead of forwarding the next request,
+        or None to forward it."""
+        with self.lock:
+            if self.interceptions <= 0:
+                return None
+            self.interceptions -= 1
+            self.requests_intercepted += 1
+            return self.intercept_response
 
     def take_body_cut(self, is_request: bool, body_size: int | None) -> int | None:
         """Count one message and return how many body bytes to forward before
@@ -111,7 +134,9 @@ class _HttpFramer:
     """Follows HTTP/1.1 message boundaries in one direction of a connection.
 
     `feed` returns the offset in the given data at which the connection must
-    be cut, or None when all of it may be forwarded.
+    be cut, or None when all of it may be forwarded. When `response` is
+    set after a cut, the request that starts at the offset is to get that
+    response instead of being forwarded.
     """
 
     def __init__(
@@ -127,6 +152,7 @@ class _HttpFramer:
         self._buffer = b""
         self._remaining = 0
         self._cut_after: int | None = None
+        self.response: bytes | None = None
 
     def feed(self, data: bytes) -> int | None:
         position = 0
@@ -170,6 +196,10 @@ class _HttpFramer:
 
     def _handle_line(self, line: bytes, line_start: int) -> int | None:
         if self._state == _HEAD:
+            if self._is_request:
+                self.response = self._faults.take_interception()
+                if self.response is not None:
+                    return line_start
             self._start_message(line)
             return None
 
@@ -380,6 +410,25 @@ class FaultProxy:
             self._faults.response_cuts = count
             self._faults.response_fraction = fraction
 
+    def intercept_requests(
+        self,
+        count: int,
+        status: int = 429,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Respond to the next ``count`` requests with ``status`` and ``headers``
+        (such as ``{"Retry-After": "2"}``) without forwarding them.
+
+        The proxy reads and discards the request body, sends the response with
+        ``Connection: close`` and closes the connection, so the upstream
+        server never receives the whole request.
+        """
+        _check_fault_arguments(count, 0.5)
+        response = _build_response(status, headers or {})
+        with self._faults.lock:
+            self._faults.interceptions = count
+            self._faults.intercept_response = response
+
     def reset_connections(self, count: int) -> None:
         """Reset the next ``count`` accepted connections before any byte passes."""
         _check_fault_arguments(count, 0.5)
@@ -392,6 +441,7 @@ class FaultProxy:
             self._faults.request_cuts = 0
             self._faults.response_cuts = 0
             self._faults.resets = 0
+            self._faults.interceptions = 0
 
     def stats(self) -> ProxyStats:
         """Return the counts since the proxy started."""
@@ -404,6 +454,7 @@ class FaultProxy:
                 request_bodies_cut=faults.request_bodies_cut,
                 response_bodies_cut=faults.response_bodies_cut,
                 connections_reset=faults.connections_reset,
+                requests_intercepted=faults.requests_intercepted,
             )
 
     def _start_thread(
@@ -478,7 +529,10 @@ class FaultProxy:
                     continue
 
                 destination.sendall(data[:cut])
-                connection.reset()
+                if framer.response is not None:
+                    _respond_and_close(connection, source, framer.response)
+                else:
+                    connection.reset()
                 return
         except OSError:
             connection.close()
@@ -494,3 +548,48 @@ def _check_fault_arguments(count: int, fraction: float) -> None:
         raise ValueError(f"count must be an integer >= 0, got {count!r}")
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
+
+
+def _build_response(status: int, headers: dict[str, str]) -> bytes:
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise ValueError(f"status must be an integer, got {status!r}")
+    if not 200 <= status <= 599:
+        raise ValueError(f"status must be from 200 to 599, got {status}")
+    for name, value in headers.items():
+        if not name or ":" in name or any(c in name + value for c in "\r\n"):
+            raise ValueError(f"invalid header {name!r}: {value!r}")
+
+    try:
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        reason = _EXTRA_REASONS.get(status, "Error")
+    body = f"{status} {reason}\n".encode("ascii")
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _respond_and_close(
+    connection: _ProxiedConnection, client: socket.socket, response: bytes
+) -> None:
+    """Send ``response`` to the client, discard what it still sends, and close.
+
+    Closing at once could reset the connection while the client is still
+    sending its request body, and the client would then see a connection
+    error instead of the response.
+    """
+    try:
+        client.sendall(response)
+        client.shutdown(socket.SHUT_WR)
+        client.settimeout(_DRAIN_SECONDS)
+        while client.recv(_RECEIVE_SIZE):
+            pass
+    except OSError:
+        pass
+    finally:
+        connection.close()

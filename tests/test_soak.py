@@ -12,6 +12,7 @@ import logging
 import os
 import pathlib
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -101,6 +102,11 @@ class _RecordingServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.received: list[tuple[str, int, bool]] = []
         self.payload = bytes(range(256)) * 400
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The proxy resets connections on purpose; only other errors matter.
+        if not isinstance(sys.exc_info()[1], ConnectionResetError):
+            super().handle_error(request, client_address)
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +237,54 @@ def test_proxy_cuts_only_armed_count(
     assert [entry[2] for entry in recording_server.received] == [True, False, True]
 
 
+def test_proxy_intercepts_requests_unforwarded(
+    proxy: FaultProxy, recording_server: _RecordingServer
+) -> None:
+    proxy.intercept_requests(2, status=509, headers={"Retry-After": "7"})
+
+    with requests.Session() as session:
+        limited_put = session.put(proxy.url + "/limited", data=b"p" * 300000)
+        limited_get = session.get(proxy.url + "/limited", timeout=10)
+        forwarded = session.put(proxy.url + "/after", data=b"q" * 10, timeout=10)
+    _wait_for_received(recording_server, 1)
+
+    assert limited_put.status_code == 509
+    assert limited_put.headers["Retry-After"] == "7"
+    assert limited_put.headers["Connection"] == "close"
+    assert limited_get.status_code == 509
+    assert forwarded.content == b"ok"
+    assert recording_server.received == [("/after", 10, True)]
+    stats = proxy.stats()
+    assert stats.requests_intercepted == 2
+    assert stats.requests == 1
+
+
+def test_proxy_intercepts_after_keep_alive(
+    proxy: FaultProxy, recording_server: _RecordingServer
+) -> None:
+    with requests.Session() as session:
+        first = session.put(proxy.url + "/first", data=b"a" * 100, timeout=10)
+        proxy.intercept_requests(1, status=429)
+        limited = session.put(proxy.url + "/second", data=b"b" * 100, timeout=10)
+    _wait_for_received(recording_server, 1)
+
+    assert first.content == b"ok"
+    assert limited.status_code == 429
+    assert limited.reason == "Too Many Requests"
+    assert recording_server.received == [("/first", 100, True)]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(99, {}), (600, {}), (True, {}), (429, {"Retry-After": "1\r\nX: y"})],
+)
+def test_proxy_rejects_bad_interception(
+    proxy: FaultProxy, status: Any, headers: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError):
+        proxy.intercept_requests(1, status=status, headers=headers)
+
+
 def test_proxy_rejects_remote_upstream() -> None:
     with pytest.raises(ValueError, match="not a loopback address"):
         FaultProxy(80, upstream_host="192.0.2.1")
@@ -255,6 +309,22 @@ OPERATION_WEIGHTS = {
     "rest": 6,
 }
 ABSENT = "absent"
+# Seconds between two chaos events of each kind; each wait is scaled by a
+# random factor in [0.5, 1.5], and the first comes one whole period in.
+CHAOS_PERIODS = {
+    "expire storage tokens": 3.0,
+    "expire access tokens": 5.0,
+    "revoke tokens": 8.0,
+    "api 509 burst": 2.5,
+    "token 429 burst": 4.0,
+    "storage 503 burst": 2.0,
+    "storage 429 or 509 burst": 2.5,
+    "cut storage request body": 0.7,
+    "cut storage response body": 1.5,
+    "reset storage connection": 2.0,
+    "cut api request body": 3.0,
+    "cut api response body": 4.0,
+}
 
 
 def _soak_seconds() -> float:
@@ -284,15 +354,10 @@ def soak_rig() -> Iterator[SoakRig]:
         HubicTestServer() as server,
         FaultProxy(_port(server.swift_url)) as storage_proxy,
         FaultProxy(_port(server.api_url)) as api_proxy,
-        pytest.MonkeyPatch.context() as patch,
     ):
         # The service hands out the storage proxy as the storage endpoint, as
         # hubiC handed out a load balancer in front of Swift.
-        patch.setattr(
-            server.cluster,
-            "storage_url",
-            lambda account: f"{storage_proxy.url}/v1/{account}",
-        )
+        server.public_storage_url = storage_proxy.url
         yield SoakRig(server, storage_proxy, api_proxy)
 
 
@@ -562,20 +627,7 @@ class Chaos:
         self.stop = threading.Event()
 
     def run(self) -> None:
-        # Seconds between two events of each kind.
-        periods = {
-            "expire storage tokens": 3.0,
-            "expire access tokens": 5.0,
-            "revoke tokens": 8.0,
-            "api 509 burst": 2.5,
-            "token 509 burst": 4.0,
-            "storage 503 burst": 2.0,
-            "cut storage request body": 0.7,
-            "cut storage response body": 1.5,
-            "reset storage connection": 2.0,
-            "cut api request body": 3.0,
-            "cut api response body": 4.0,
-        }
+        periods = CHAOS_PERIODS
         next_at = {
             event: time.monotonic() + period for event, period in periods.items()
         }
@@ -598,10 +650,14 @@ class Chaos:
             server.revoke_tokens(self.login)
         elif event == "api 509 burst":
             server.faults.api_rate_limited(self.rng.randint(1, 3))
-        elif event == "token 509 burst":
+        elif event == "token 429 burst":
             server.faults.token_rate_limited(self.rng.randint(1, 2), status=429)
         elif event == "storage 503 burst":
             server.faults.storage_unavailable(self.rng.randint(1, 3))
+        elif event == "storage 429 or 509 burst":
+            self.rig.storage_proxy.intercept_requests(
+                self.rng.randint(1, 3), status=self.rng.choice([429, 509])
+            )
         elif event == "cut storage request body":
             self.rig.storage_proxy.cut_request_bodies(1, self.rng.uniform(0.05, 0.95))
         elif event == "cut storage response body":
@@ -761,7 +817,10 @@ def test_soak_mixed_faults(
     assert counters.successes["put"] > 0
     assert counters.successes["get"] + counters.successes["get streamed"] > 0
     assert soak_rig.storage_proxy.stats().request_bodies_cut > 0
-    assert counters.chaos["expire storage tokens"] > 0
+    if seconds > max(CHAOS_PERIODS.values()) + 1:
+        # Long enough for every kind of chaos event to have fired.
+        assert sorted(set(CHAOS_PERIODS) - set(counters.chaos)) == []
+        assert soak_rig.storage_proxy.stats().requests_intercepted > 0
     assert elapsed < seconds + 180
     _assert_no_secrets(counters, log_counter)
 
