@@ -2,18 +2,28 @@
 
 The main test runs a whole session against the local hubiC service with
 DEBUG logging captured on the root logger: a password login, storage and
-REST calls, token refreshes and re-authentication, and failures. It then
-searches every captured line, exception text and repr for each secret and
-for its first 12 characters, because swiftclient logs token prefixes.
+REST calls through a token store, token refreshes and re-authentication, and
+failures. It then searches every captured line, exception text and repr for
+each secret and for its first 12 characters, because swiftclient logs token
+prefixes.
+
+Plain HTTP to a remote host is tested in tests/test_connection.py, and REST
+redirects that leave the API's host in tests/test_rest.py. Redirects from the
+token endpoint are tested here.
 """
 
 from __future__ import annotations
 
+import http.server
 import logging
+import pathlib
 import secrets
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from swiftclient.exceptions import ClientException
 
 from lhubic import (
     Hubic,
@@ -27,8 +37,9 @@ from lhubic import (
 )
 from lhubic.security import SecretFilter, install_secret_filter, redact_text
 from lhubic.server.faults import Faults
+from lhubic.store import FileTokenStore
 
-FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
+FAST_RETRIES: dict[str, Any] = {"starting_backoff": 0.02, "max_backoff": 0.1}
 PREFIX_LENGTH = 12
 
 
@@ -70,7 +81,10 @@ class SecretCollector:
 
 
 def test_whole_session_leaks_nothing(
-    hubic_server: Any, hubic_faults: Faults, caplog: pytest.LogCaptureFixture
+    hubic_server: Any,
+    hubic_faults: Faults,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: pathlib.Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     collected = SecretCollector()
@@ -93,8 +107,9 @@ def test_whole_session_leaks_nothing(
         settings.update(options)
         return Hubic(**settings)
 
-    # A password login, then storage and REST calls.
-    hubic = make()
+    # A password login, then storage and REST calls, with tokens saved.
+    store_path = tmp_path / "tokens.json"
+    hubic = make(token_store=store_path)
     hubic.put_object("default", "secrets/a.txt", b"alpha")
     hubic.get_object("default", "secrets/a.txt")
     hubic.get_container("default", prefix="secrets/", delimiter="/")
@@ -125,10 +140,18 @@ def test_whole_session_leaks_nothing(
     hubic.head_account()
     collected.add_tokens(hubic)
 
-    # A second client from the refresh token alone.
+    # A second client from the refresh token alone, and a third from the
+    # token store alone.
     second = make(username=None, password=None, refresh_token=hubic.refresh_token)
     second.head_account()
     collected.add_tokens(second)
+    from_store = make(username=None, password=None, token_store=store_path)
+    from_store.head_account()
+    collected.add_tokens(from_store)
+    collected.texts.append(repr(FileTokenStore(store_path)))
+    saved = FileTokenStore(store_path).load()
+    assert saved is not None
+    assert saved["storage_token"] in collected.secrets
 
     # Failures.
     with pytest.raises(HubicObjectNotFound) as not_found:
@@ -152,6 +175,15 @@ def test_whole_session_leaks_nothing(
         make(retries=1).hubic_get("/account")
     collected.add_error(rate_limited.value)
     hubic_faults.clear()
+
+    default_retries = hubic.retries
+    hubic.retries = 1
+    hubic_faults.storage_unavailable(10)
+    with pytest.raises(ClientException) as unavailable:
+        hubic.get_object("default", "secrets/a.txt")
+    collected.add_error(unavailable.value)
+    hubic_faults.clear()
+    hubic.retries = default_retries
 
     hubic_server.revoke_tokens(login)
     with pytest.raises(HubicTokenRevoked) as revoked:
@@ -180,6 +212,78 @@ def test_whole_session_leaks_nothing(
         for text in lines + collected.texts:
             assert secret not in text
             assert secret[:PREFIX_LENGTH] not in text
+
+
+class _RedirectingTokenEndpoint:
+    """An HTTP server on 127.0.0.1 that records each request and, with
+    ``location`` set, responds 307 to it."""
+
+    def __init__(self, location: str | None = None) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        outer = self
+
+        class RequestHandler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                outer.requests.append((self.path, dict(self.headers), body))
+                self.send_response(307 if location else 404)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def other_host() -> Iterator[_RedirectingTokenEndpoint]:
+    server = _RedirectingTokenEndpoint()
+    yield server
+    server.stop()
+
+
+def test_token_redirect_not_followed(
+    other_host: _RedirectingTokenEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client_secret = secrets.token_urlsafe(18)
+    refresh_token = secrets.token_urlsafe(24)
+    # "localhost" and "127.0.0.1" name the same machine but are different hosts.
+    api = _RedirectingTokenEndpoint(f"http://localhost:{other_host.port}/collect")
+    try:
+        hubic = Hubic(
+            "api_hubic_redirect",
+            client_secret,
+            refresh_token=refresh_token,
+            api_url=f"http://127.0.0.1:{api.port}",
+            retries=0,
+        )
+        with pytest.raises(HubicTokenFailure) as caught:
+            hubic.hubic_get("/account")
+    finally:
+        api.stop()
+
+    assert [path for path, _, _ in api.requests] == ["/oauth/token/"]
+    assert other_host.requests == []
+    assert "HTTP 307" in str(caught.value)
+    for secret in (client_secret, refresh_token):
+        assert secret not in str(caught.value)
+        assert secret not in caplog.text
 
 
 def test_debug_lines_name_requests(

@@ -708,6 +708,120 @@ def test_new_process_sends_no_service_requests(
     assert _counts(hubic_server) == before
 
 
+# Each worker process builds a Hubic from the token store alone and, for each
+# round number read from stdin, uploads an object, reads it back and prints
+# "ok <round>" or "mismatch <round>".
+WORKER_SCRIPT = """
+import sys
+from lhubic import Hubic
+
+client_id, client_secret, api_url, redirect_uri, store, worker = sys.argv[1:]
+hubic = Hubic(
+    client_id,
+    client_secret,
+    api_url=api_url,
+    redirect_uri=redirect_uri,
+    token_store=store,
+    starting_backoff=0.02,
+    max_backoff=0.1,
+)
+for line in sys.stdin:
+    round_number = line.strip()
+    if round_number == "quit":
+        break
+    name = f"shared-store/{worker}-{round_number}"
+    data = f"{worker} {round_number}".encode()
+    hubic.put_object("default", name, data)
+    _, body = hubic.get_object("default", name)
+    result = "ok" if body == data else "mismatch"
+    print(result, round_number, flush=True)
+"""
+
+
+def _start_worker(server: Any, store: pathlib.Path, worker: str) -> Any:
+    environment = {
+        key: value for key, value in os.environ.items() if key not in HUBIC_VARIABLES
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WORKER_SCRIPT,
+            server.app.client_id,
+            server.app.client_secret,
+            server.api_url,
+            server.app.redirect_uri,
+            str(store),
+            worker,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+
+
+def test_two_processes_share_store(
+    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+) -> None:
+    login, password = _new_user(hubic_server)
+    _store_hubic(hubic_server, login, password, store_path).head_account()
+    FileTokenStore(store_path).update({"note": "written by another tool"})
+    before = _counts(hubic_server)
+    workers = [_start_worker(hubic_server, store_path, name) for name in "ab"]
+    outputs: dict[int, list[str]] = {index: [] for index in range(len(workers))}
+    rounds = 6
+
+    # Tokens expire between rounds only, so both processes renew them and
+    # save the store at the same time, and no call sees a token expire twice.
+    try:
+        for round_number in range(rounds):
+            hubic_server.expire_storage_tokens()
+            if round_number % 2:
+                hubic_server.expire_access_tokens(login)
+            for worker in workers:
+                assert worker.stdin is not None
+                worker.stdin.write(f"{round_number}\n")
+                worker.stdin.flush()
+            for index, worker in enumerate(workers):
+                assert worker.stdout is not None
+                outputs[index].append(worker.stdout.readline().strip())
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("quit\n")
+            worker.stdin.flush()
+        results = [worker.communicate(timeout=60) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    after = _counts(hubic_server)
+    record = FileTokenStore(store_path).load()
+    expected = [f"ok {round_number}" for round_number in range(rounds)]
+
+    for index, worker in enumerate(workers):
+        assert worker.returncode == 0, results[index][1]
+        assert outputs[index] == expected
+    assert after["auth"] == before["auth"]
+    assert after["token"] >= before["token"] + rounds // 2 * len(workers)
+    assert record is not None
+    assert RECORD_KEYS <= set(record)
+    assert record["note"] == "written by another tool"
+    assert _mode(store_path) == 0o600
+    assert sorted(path.name for path in store_path.parent.iterdir()) == [
+        "tokens.json",
+        "tokens.json.lock",
+    ]
+
+    # What the two processes left behind still lets a third one start
+    # without a request to the service.
+    output = _download_in_child(hubic_server, store_path, "shared-store/a-5")
+    assert output == "a 5"
+    assert _counts(hubic_server) == after
+
+
 def test_new_process_refreshes_without_password(
     hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
 ) -> None:
