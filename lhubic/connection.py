@@ -499,7 +499,8 @@ class Hubic(TransferMixin, Connection):
     username and password are known.
 
     Storage calls differ from swiftclient's in three ways. Container and
-    object names are validated before sending (`HubicObjectNameError`). A 404
+    object names (`HubicObjectNameError`), headers (see `lhubic.headers`) and
+    ``resp_chunk_size`` are validated before sending (`HubicInputError`). A 404
     on a container or object raises `HubicObjectNotFound`, which is still a
     ``ClientException``. A network failure that outlasts the retries raises
     `HubicServiceUnavailable` instead of a requests exception.

@@ -84,7 +84,7 @@ _OUTER_WHITESPACE = " \t"
 
 
 def validate_headers(headers: object, target: StorageTarget) -> None:
-    """Raise `HubicInputError` unless Swift would receive ``headers`` unchanged.
+    """Raise `HubicInputError` for a header Swift or HTTP would drop, alter or reject.
 
     ``headers`` is the ``headers`` argument of a storage call, a mapping of
     header names to values or None. ``target`` is the kind of item the call
