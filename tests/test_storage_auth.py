@@ -67,11 +67,13 @@ def test_issue_sets_aware_expiry(store: StorageTokenStore) -> None:
 
 def test_issue_in_renewal_window_gives_new_token(store: StorageTokenStore) -> None:
     account = new_account()
-    first = store.issue(account, 1.0)
-    # The last fifth of a 1 s lifetime is the renewal window.
-    time.sleep(0.85)
+    first = store.issue(account, 10.0)
+    # The renewal window is the last fifth of the lifetime plus one second:
+    # 3 s of 10 s. A token with 10 s left is handed back, one with 2.5 s is not.
+    assert store.issue(account, 10.0).token == first.token
+    time.sleep(7.5)
 
-    second = store.issue(account, 1.0)
+    second = store.issue(account, 10.0)
 
     assert second.token != first.token
     assert second.expires > first.expires

@@ -69,11 +69,14 @@ QUOTA_HEADERS = frozenset(
 
 BUSY_TIMEOUT_SECONDS = 10.0
 
-# A token in the last fifth of its life (at most ten minutes) is replaced on
-# the next request for credentials. The client renews in the last tenth (at
-# most five minutes), inside this window, so its early renewal gets a new token.
+# A token in the last fifth of its life (at most ten minutes), plus one second,
+# is replaced on the next request for credentials. The client renews in the
+# last tenth (at most five minutes) of the expiry it reads, which has whole
+# seconds and so may be up to a second early. Its early renewal therefore
+# falls inside this window and gets a new token.
 RENEWAL_WINDOW_FRACTION = 0.2
 RENEWAL_WINDOW_MAX = 600.0
+EXPIRES_ROUNDING = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS storage_tokens (
@@ -142,7 +145,8 @@ class StorageTokenStore:
 
         A token that is still valid comes back unchanged with whatever time it
         has left, as hubiC did, until it enters its renewal window (the last
-        fifth of ``lifetime_seconds``, at most `RENEWAL_WINDOW_MAX` seconds).
+        fifth of ``lifetime_seconds``, at most `RENEWAL_WINDOW_MAX` seconds,
+        plus `EXPIRES_ROUNDING`).
         Then a new token, living ``lifetime_seconds``, is issued, so a client
         that renews a little before expiry gets a fresh token. The old token
         stays valid until its own expiry.
@@ -159,7 +163,10 @@ class StorageTokenStore:
         with self._transaction() as db:
             now = time.time()
             db.execute("DELETE FROM storage_tokens WHERE expires <= ?", (now,))
-            window = min(lifetime_seconds * RENEWAL_WINDOW_FRACTION, RENEWAL_WINDOW_MAX)
+            window = (
+                min(lifetime_seconds * RENEWAL_WINDOW_FRACTION, RENEWAL_WINDOW_MAX)
+                + EXPIRES_ROUNDING
+            )
             row = db.execute(
                 "SELECT token, expires FROM storage_tokens WHERE account = ? "
                 "AND expires > ? ORDER BY expires DESC LIMIT 1",
