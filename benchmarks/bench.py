@@ -416,7 +416,7 @@ def missed_targets(bench: Bench) -> list[str]:
     return missed
 
 
-def environment_notes(workers: int) -> str:
+def environment_notes(workers: int, load: tuple[float, float]) -> str:
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -434,7 +434,9 @@ def environment_notes(workers: int) -> str:
         f"lhubic {metadata.version('lhubic')}, "
         f"python-swiftclient {metadata.version('python-swiftclient')}, "
         f"{rclone[0] if rclone else 'rclone'}, Swift {metadata.version('swift')}; "
-        f"{workers} files at once on the rows with many files."
+        f"{workers} files at once on the rows with many files. One-minute load "
+        f"average {load[0]:.1f} when measuring started and {load[1]:.1f} when it "
+        "ended; other processes on the machine slow the clients unevenly."
     )
 
 
@@ -493,13 +495,15 @@ def main(argv: list[str] | None = None) -> int:
             make_data(bench, args.seed)
             fill_listing(bench)
             _log("data uploaded; measuring")
+            load_before = os.getloadavg()[0]
             measure(bench, rounds)
+            load = (load_before, os.getloadavg()[0])
             table = render_table(bench, rounds)
             bench.hubic.close()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    section = f"{environment_notes(args.workers)}\n\n{table}"
+    section = f"{environment_notes(args.workers, load)}\n\n{table}"
     print(section)
     if args.markdown is not None:
         write_markdown(args.markdown, section)
