@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests.structures import CaseInsensitiveDict
 from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
@@ -66,6 +67,7 @@ from .oauth import (
     json_object,
     parse_scope,
     raise_for_transient_status,
+    retry_after_seconds,
     scope_allows,
     send_request,
 )
@@ -145,6 +147,13 @@ _HEADER_ARGUMENTS: dict[str, tuple[StorageTarget, int | None]] = {
     "copy_object": ("object", 3),
     "delete_object": ("object", None),
 }
+
+# Storage statuses that Hubic retries with its own RetryPolicy instead of
+# swiftclient's loop: rate limits from HTTP (429), Swift's ratelimit
+# middleware (498) and hubiC's load balancer (509), and 503. swiftclient still
+# retries the other 5xx statuses, without jitter.
+_STORAGE_RATE_LIMIT_STATUSES = frozenset({429, 498, 509})
+_STORAGE_TRANSIENT_STATUSES = _STORAGE_RATE_LIMIT_STATUSES | {503}
 
 # Network failures that swiftclient raises once its retries are used up.
 _NETWORK_ERRORS = (
@@ -425,6 +434,39 @@ def _broken_reads_as_connection_errors(func: Callable[..., Any]) -> Callable[...
     return call
 
 
+def _storage_transient_error(error: ClientException, clock: Clock) -> TransientError:
+    status = error.http_status
+    assert status is not None
+    response = requests.Response()
+    response.status_code = status
+    response.headers = CaseInsensitiveDict(error.http_response_headers or {})
+    retry_after = retry_after_seconds(response, clock)
+    if status in _STORAGE_RATE_LIMIT_STATUSES:
+        return TransientError(
+            f"HTTP {status} rate limit from the storage",
+            status=status,
+            rate_limited=True,
+            retry_after=retry_after,
+        )
+    return TransientError(
+        f"HTTP {status} from the storage", status=status, retry_after=retry_after
+    )
+
+
+def _storage_cause(error: HubicServiceUnavailable) -> BaseException | None:
+    """Return the storage's `ClientException` behind ``error``, if there is one.
+
+    `RetryPolicy.run` chains its error from the last `TransientError`, which
+    `Hubic._storage_request` chained from the storage's ClientException.
+    """
+    transient = error.__cause__
+    if isinstance(transient, TransientError) and isinstance(
+        transient.__cause__, ClientException
+    ):
+        return cast(BaseException, transient.__cause__)
+    return transient
+
+
 def _validate_storage_arguments(
     name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
 ) -> None:
@@ -498,12 +540,16 @@ class Hubic(TransferMixin, Connection):
     the client id or secret is missing, or when neither a refresh token nor a
     username and password are known.
 
-    Storage calls differ from swiftclient's in three ways. Container and
+    Storage calls differ from swiftclient's in four ways. Container and
     object names (`HubicObjectNameError`), headers (see `lhubic.headers`) and
     ``resp_chunk_size`` are validated before sending (`HubicInputError`). A 404
     on a container or object raises `HubicObjectNotFound`, which is still a
     ``ClientException``. A network failure that outlasts the retries raises
-    `HubicServiceUnavailable` instead of a requests exception.
+    `HubicServiceUnavailable` instead of a requests exception. Rate limits
+    (429, 498, 509) and 503 are retried with the backoff, jitter and
+    Retry-After handling of the OAuth and REST calls, and past the retries
+    raise `HubicRateLimited` or `HubicServiceUnavailable`, chained from the
+    ``ClientException``.
     """
 
     def __init__(
@@ -800,11 +846,24 @@ class Hubic(TransferMixin, Connection):
     ) -> Any:
         name = getattr(func, "__name__", "")
         _validate_storage_arguments(name, args, kwargs)
-        self._use_current_storage_credentials()
+        request = self._storage_request(func, kwargs.get("response_dict"))
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            # swiftclient resets the body before each of its own retries, and
+            # the policy's retries do the same. A partly sent stream is then
+            # rewound, or rejected with HubicSourceNotRewindable, never resent.
+            if attempts and reset_func is not None:
+                reset_func(func, *args, **kwargs)
+            attempts += 1
+            self._use_current_storage_credentials()
+            return super(Hubic, self)._retry(reset_func, request, *args, **kwargs)
+
         try:
-            return super()._retry(
-                reset_func, _broken_reads_as_connection_errors(func), *args, **kwargs
-            )
+            return self._retry_policy.run(f"storage call {name}", attempt)
+        except HubicServiceUnavailable as error:
+            raise error from _storage_cause(error)
         except ClientException as error:
             if error.http_status != 404 or isinstance(error, HubicObjectNotFound):
                 raise
@@ -813,6 +872,32 @@ class Hubic(TransferMixin, Connection):
             raise _not_found(func, args, error) from error
         except _NETWORK_ERRORS as error:
             raise self._storage_unavailable(name, error) from error
+
+    def _storage_request(
+        self, func: Callable[..., Any], caller_response_dict: dict[str, Any] | None
+    ) -> Callable[..., Any]:
+        """Wrap a swiftclient request function for `Hubic._retry`.
+
+        A broken response body becomes a connection error, which swiftclient
+        retries. A status in `_STORAGE_TRANSIENT_STATUSES` becomes a
+        `TransientError`, which swiftclient does not catch, so the retry
+        policy handles it.
+        """
+        request = _broken_reads_as_connection_errors(func)
+
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return request(*args, **kwargs)
+            except ClientException as error:
+                if error.http_status not in _STORAGE_TRANSIENT_STATUSES:
+                    raise
+                # swiftclient copies the attempt's status to the caller's
+                # response_dict only for the errors it catches itself.
+                self._add_response_dict(caller_response_dict, kwargs)
+                raise _storage_transient_error(error, self._clock) from error
+
+        return call
 
     def _storage_unavailable(self, name: str, error: BaseException) -> HubicError:
         tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"

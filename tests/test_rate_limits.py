@@ -297,12 +297,16 @@ def test_storage_503_past_retries_raises(
     hubic.put_object("default", "rate-limits/kept.txt", b"kept")
     hubic_faults.storage_unavailable(50)
 
-    with pytest.raises(ClientException) as caught:
+    with pytest.raises(HubicServiceUnavailable) as caught:
         hubic.put_object("default", "rate-limits/kept.txt", b"replacement")
     hubic_faults.storage_unavailable(0)
 
     _, body = hubic.get_object("default", "rate-limits/kept.txt")
-    assert caught.value.http_status == 503
+    assert not isinstance(caught.value, HubicRateLimited)
+    assert caught.value.status == 503
+    assert "wait a few minutes" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ClientException)
+    assert caught.value.__cause__.http_status == 503
     assert body == b"kept"
 
 
@@ -403,17 +407,10 @@ def test_storage_rate_limit_past_budget_raises(
     assert body == b"kept"
 
 
-# NOTE: python-swiftclient 4.11 retries storage rate limits itself
-# (Connection._retry): it doubles the delay up to max_backoff with no jitter,
-# ignores Retry-After, and raises a bare ClientException past the retries.
-# Hubic does not yet route storage retries through its own retry policy.
-# These tests state the behaviour that OAuth and REST calls already have.
+# Storage rate limits go through the same retry policy as the OAuth and REST
+# calls: jitter, Retry-After, and HubicRateLimited past the retries.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage retries use python-swiftclient's backoff, without jitter",
-)
 def test_storage_backoff_has_jitter(
     hubic_server: Any, storage_proxy: FaultProxy, storage_sleeps: list[float]
 ) -> None:
@@ -430,9 +427,6 @@ def test_storage_backoff_has_jitter(
     assert len(set(delays)) == 6
 
 
-@pytest.mark.xfail(
-    strict=True, reason="storage retries ignore Retry-After (python-swiftclient)"
-)
 def test_storage_retry_after_sets_delay(
     hubic_server: Any, storage_proxy: FaultProxy, storage_sleeps: list[float]
 ) -> None:
@@ -445,10 +439,6 @@ def test_storage_retry_after_sets_delay(
     assert storage_sleeps + clock.sleeps == [7, 7]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="past the retries, storage rate limits raise a bare ClientException",
-)
 def test_storage_past_budget_says_what_to_wait_for(
     hubic_server: Any, storage_proxy: FaultProxy, storage_sleeps: list[float]
 ) -> None:
@@ -462,3 +452,5 @@ def test_storage_past_budget_says_what_to_wait_for(
     assert isinstance(caught.value, HubicRateLimited)
     assert caught.value.retry_after == 45
     assert "wait 45 s" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ClientException)
+    assert caught.value.__cause__.http_status == 429

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from swiftclient.exceptions import ClientException
 
 from lhubic import (
     Hubic,
@@ -32,6 +31,7 @@ from lhubic import (
     HubicInvalidLogin,
     HubicObjectNotFound,
     HubicRateLimited,
+    HubicServiceUnavailable,
     HubicTokenFailure,
     HubicTokenRevoked,
 )
@@ -179,7 +179,7 @@ def test_whole_session_leaks_nothing(
     default_retries = hubic.retries
     hubic.retries = 1
     hubic_faults.storage_unavailable(10)
-    with pytest.raises(ClientException) as unavailable:
+    with pytest.raises(HubicServiceUnavailable) as unavailable:
         hubic.get_object("default", "secrets/a.txt")
     collected.add_error(unavailable.value)
     hubic_faults.clear()
