@@ -115,6 +115,10 @@ _KEY_MARKER = "hubic-oauth2"
 
 _REVOKED_DESCRIPTIONS = frozenset({"revoked", "deleted"})
 
+# Statuses that the token endpoint may answer with a Location, which lhubic
+# never follows.
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
 # Path segments that lhubic appends to api_url itself.
 _API_PATH_SEGMENTS = frozenset({"1.0", "oauth"})
 
@@ -1009,6 +1013,8 @@ class Hubic(TransferMixin, Connection):
         try:
             grant = self._oauth.refresh(self._refresh_token)
         except HubicTokenFailure as error:
+            if error.status in _REDIRECT_STATUSES:
+                raise self._token_endpoint_redirected(error) from error
             if not self._can_log_in_with_password():
                 raise self._refresh_rejected(error) from error
 
@@ -1029,6 +1035,18 @@ class Hubic(TransferMixin, Connection):
 
     def _can_log_in_with_password(self) -> bool:
         return bool(self._username and self._password)
+
+    def _token_endpoint_redirected(self, error: HubicTokenFailure) -> HubicError:
+        # A redirect says nothing about the refresh token, so logging in again
+        # would not help: the password login exchanges its code at the same
+        # endpoint.
+        return HubicTokenFailure(
+            f"the token endpoint {self._api_url}/oauth/token/ redirected the "
+            f"refresh token request [HTTP {error.status}], and lhubic does not "
+            "follow it so the token is not sent elsewhere; check that api_url "
+            "(or HUBIC_API_URL) is the base URL of the hubiC service",
+            status=error.status,
+        )
 
     @staticmethod
     def _refresh_rejected(error: HubicTokenFailure) -> HubicError:

@@ -281,9 +281,40 @@ def test_token_redirect_not_followed(
     assert [path for path, _, _ in api.requests] == ["/oauth/token/"]
     assert other_host.requests == []
     assert "HTTP 307" in str(caught.value)
+    assert "redirected" in str(caught.value)
+    assert "check that api_url" in str(caught.value)
+    assert "log in again" not in str(caught.value)
     for secret in (client_secret, refresh_token):
         assert secret not in str(caught.value)
         assert secret not in caplog.text
+
+
+def test_token_redirect_skips_password_login(
+    other_host: _RedirectingTokenEndpoint,
+) -> None:
+    api = _RedirectingTokenEndpoint(f"http://localhost:{other_host.port}/collect")
+    try:
+        hubic = Hubic(
+            "api_hubic_redirect",
+            secrets.token_urlsafe(18),
+            "user@example.com",
+            secrets.token_urlsafe(12),
+            refresh_token=secrets.token_urlsafe(24),
+            api_url=f"http://127.0.0.1:{api.port}",
+            retries=0,
+        )
+        with pytest.raises(HubicTokenFailure) as caught:
+            hubic.hubic_get("/account")
+    finally:
+        api.stop()
+
+    # The stub records only POSTs and responds 501 to a GET, so a password
+    # login (a GET of /oauth/auth/ first) would end in another error.
+    assert [path for path, _, _ in api.requests] == ["/oauth/token/"]
+    assert other_host.requests == []
+    assert caught.value.status == 307
+    assert "redirected" in str(caught.value)
+    assert "check that api_url" in str(caught.value)
 
 
 def test_debug_lines_name_requests(
