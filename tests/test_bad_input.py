@@ -85,19 +85,15 @@ def rig() -> Iterator[Rig]:
     with (
         HubicTestServer() as server,
         FaultProxy(_port(server.swift_url)) as proxy,
-        pytest.MonkeyPatch.context() as patch,
     ):
         # The service hands out the proxy as the storage endpoint, as hubiC
         # handed out a load balancer in front of Swift.
         direct_base = server.swift_url
-        patch.setattr(
-            server.cluster,
-            "storage_url",
-            lambda account: f"{proxy.url}/v1/{account}",
-        )
+        server.public_storage_url = proxy.url
         hubic = make_hubic(server)
         hubic.put_container(CONTAINER)
         hubic.put_object(CONTAINER, EXISTING, b"kept")
+        assert (hubic.url or "").startswith(proxy.url)
         account = urlsplit(hubic.url or "").path.rsplit("/", 1)[-1]
         direct = Connection(
             preauthurl=f"{direct_base}/v1/{account}",
