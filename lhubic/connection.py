@@ -59,6 +59,7 @@ from .oauth import (
     DEFAULT_API_URL,
     DEFAULT_REDIRECT_URI,
     DEFAULT_SCOPE,
+    REDIRECT_STATUSES,
     OAuthClient,
     RetryPolicy,
     TokenGrant,
@@ -115,9 +116,6 @@ _KEY_MARKER = "hubic-oauth2"
 
 _REVOKED_DESCRIPTIONS = frozenset({"revoked", "deleted"})
 
-# Statuses that the token endpoint may answer with a Location, which lhubic
-# never follows.
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # Path segments that lhubic appends to api_url itself.
 _API_PATH_SEGMENTS = frozenset({"1.0", "oauth"})
@@ -1013,7 +1011,7 @@ class Hubic(TransferMixin, Connection):
         try:
             grant = self._oauth.refresh(self._refresh_token)
         except HubicTokenFailure as error:
-            if error.status in _REDIRECT_STATUSES:
+            if error.status in REDIRECT_STATUSES:
                 raise self._token_endpoint_redirected(error) from error
             if not self._can_log_in_with_password():
                 raise self._refresh_rejected(error) from error

@@ -49,6 +49,7 @@ __all__ = [
     "DEFAULT_API_URL",
     "DEFAULT_REDIRECT_URI",
     "DEFAULT_SCOPE",
+    "REDIRECT_STATUSES",
     "OAuthClient",
     "RetryPolicy",
     "TokenGrant",
@@ -69,7 +70,8 @@ DEFAULT_REDIRECT_URI = "http://localhost:8080/"
 DEFAULT_SCOPE = "usage.r,account.r,getAllLinks.r,credentials.r,activate.w,links.drw"
 
 RATE_LIMIT_STATUSES = frozenset({429, 509})
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Statuses that may come with a Location, which lhubic never follows.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SCOPE_ITEM = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\.([rwd]+)$")
 _TRANSIENT_OAUTH_ERRORS = frozenset({"server_error", "temporarily_unavailable"})
 _MAX_SHOWN_TEXT = 200
@@ -652,6 +654,6 @@ class OAuthClient:
 
 
 def _is_redirect(response: requests.Response) -> bool:
-    return response.status_code in _REDIRECT_STATUSES and bool(
+    return response.status_code in REDIRECT_STATUSES and bool(
         response.headers.get("Location")
     )

@@ -40,14 +40,6 @@ from lhubic.store import FileTokenStore
 
 CONTAINER = "bad-input"
 EXISTING = "existing.txt"
-HUBIC_VARIABLES = (
-    "HUBIC_CLIENT_ID",
-    "HUBIC_CLIENT_SECRET",
-    "HUBIC_USERNAME",
-    "HUBIC_PASSWORD",
-    "HUBIC_REFRESH_TOKEN",
-    "HUBIC_API_URL",
-)
 
 
 @dataclasses.dataclass
@@ -72,12 +64,6 @@ class Rig:
             [entry["name"] for entry in containers],
             [(entry["name"], entry["hash"]) for entry in objects],
         )
-
-
-@pytest.fixture(autouse=True)
-def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in HUBIC_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -42,21 +42,6 @@ from lhubic.security import check_url, is_loopback_host, redact_url
 from lhubic.server import HubicServer
 
 FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
-ENVIRONMENT = (
-    "HUBIC_CLIENT_ID",
-    "HUBIC_CLIENT_SECRET",
-    "HUBIC_USERNAME",
-    "HUBIC_PASSWORD",
-    "HUBIC_REFRESH_TOKEN",
-    "HUBIC_API_URL",
-    "HUBIC_REDIRECT_URI",
-)
-
-
-@pytest.fixture(autouse=True)
-def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
 
 
 class ShortServer(HubicServer):

@@ -45,20 +45,6 @@ from lhubic.server.faults import Faults
 FAST_RETRIES = {"starting_backoff": 0.01, "max_backoff": 0.05}
 
 
-@pytest.fixture(autouse=True)
-def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HUBIC_CLIENT_ID",
-        "HUBIC_CLIENT_SECRET",
-        "HUBIC_USERNAME",
-        "HUBIC_PASSWORD",
-        "HUBIC_REFRESH_TOKEN",
-        "HUBIC_API_URL",
-        "HUBIC_REDIRECT_URI",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 def make_hubic(server: Any, **options: Any) -> Hubic:
     settings: dict[str, Any] = {
         "client_id": server.app.client_id,

@@ -30,15 +30,6 @@ from lhubic import (
 )
 from lhubic.server.faults import Faults
 
-HUBIC_VARIABLES = (
-    "HUBIC_CLIENT_ID",
-    "HUBIC_CLIENT_SECRET",
-    "HUBIC_USERNAME",
-    "HUBIC_PASSWORD",
-    "HUBIC_REFRESH_TOKEN",
-    "HUBIC_API_URL",
-)
-
 
 class RecordingClock(Clock):
     """A `Clock` whose `sleep` records the delay and returns at once."""
@@ -51,12 +42,6 @@ class RecordingClock(Clock):
     def sleep(self, seconds: float) -> None:
         with self._sleeps_lock:
             self.sleeps.append(seconds)
-
-
-@pytest.fixture(autouse=True)
-def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in HUBIC_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
 
 
 def make_hubic(server: Any, **options: Any) -> Hubic:

@@ -35,20 +35,6 @@ from lhubic.server.faults import Faults
 FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
 
 
-@pytest.fixture(autouse=True)
-def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HUBIC_CLIENT_ID",
-        "HUBIC_CLIENT_SECRET",
-        "HUBIC_USERNAME",
-        "HUBIC_PASSWORD",
-        "HUBIC_REFRESH_TOKEN",
-        "HUBIC_API_URL",
-        "HUBIC_REDIRECT_URI",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 def new_user(server: Any) -> tuple[str, str]:
     """Register a user of one test and return its login and password."""
     login = f"rest-{secrets.token_hex(6)}@example.com"

@@ -43,20 +43,6 @@ FAST_RETRIES: dict[str, Any] = {"starting_backoff": 0.02, "max_backoff": 0.1}
 PREFIX_LENGTH = 12
 
 
-@pytest.fixture(autouse=True)
-def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HUBIC_CLIENT_ID",
-        "HUBIC_CLIENT_SECRET",
-        "HUBIC_USERNAME",
-        "HUBIC_PASSWORD",
-        "HUBIC_REFRESH_TOKEN",
-        "HUBIC_API_URL",
-        "HUBIC_REDIRECT_URI",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 class SecretCollector:
     """The secrets a session used, and the texts it produced."""
 
