@@ -43,7 +43,7 @@ __all__ = [
 class HubicError(Exception):
     """Root of every error lhubic raises.
 
-    ``status`` is the HTTP status of the answer that caused the error, and
+    ``status`` is the HTTP status of the response that caused the error, and
     ``error`` and ``error_description`` are the service's own fields, when the
     service sent them.
     """
@@ -159,13 +159,13 @@ class HubicTokenRevoked(HubicAccessFailure):
 
 
 class HubicServiceUnavailable(HubicError):
-    """The service kept answering with errors or malformed bodies past the retries."""
+    """The service kept returning errors or malformed bodies past the retries."""
 
     default_message = "hubiC kept failing; try again later"
 
 
 class HubicRateLimited(HubicServiceUnavailable):
-    """The service kept answering 509 or 429 past the retry budget.
+    """The service kept returning 509 or 429 past the retry budget.
 
     ``retry_after`` is the number of seconds the service asked to wait, when it
     sent a ``Retry-After`` header.
