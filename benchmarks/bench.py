@@ -15,7 +15,7 @@ The table shows the median over the rounds of each client's wall time, peak
 resident memory (``ru_maxrss`` from ``wait4``) and CPU time, and the ratio of
 lhubic's wall time to each peer's. Missed targets are listed below it.
 
-    .venv/bin/python benchmarks/bench.py --rounds 3 --markdown docs/benchmarks.md
+    .venv/bin/python benchmarks/bench.py --rounds 5 --markdown docs/benchmarks.md
 
 ``--quick`` uses small sizes and one round, for a smoke run.
 """
