@@ -1035,9 +1035,9 @@ class Hubic(TransferMixin, Connection):
         return bool(self._username and self._password)
 
     def _token_endpoint_redirected(self, error: HubicTokenFailure) -> HubicError:
-        # A redirect says nothing about the refresh token, so logging in again
-        # would not help: the password login exchanges its code at the same
-        # endpoint.
+        # A redirect does not mean the refresh token is invalid. Logging in
+        # again would not help either, because the password login exchanges
+        # its code at the same endpoint.
         return HubicTokenFailure(
             f"the token endpoint {self._api_url}/oauth/token/ redirected the "
             f"refresh token request [HTTP {error.status}], and lhubic does not "

@@ -125,7 +125,7 @@ class HubicClientRejected(HubicAuthFailure):
 class HubicAccessDenied(HubicAuthFailure):
     """The user refused to grant the application access."""
 
-    default_message = "the user refused to grant access to the application"
+    default_message = "the user denied the application access (access_denied)"
 
 
 class HubicTokenFailure(HubicError):

@@ -74,7 +74,7 @@ MiB = 1024 * 1024
 # Segments of 256 MiB keep a failed or interrupted segment affordable to resend
 # and give a 1 GiB file one piece per default worker. Each segment costs Swift
 # a request, a container update and a check when the manifest is stored, so
-# smaller ones slow uploads down: against the local service on two cores,
+# smaller ones slow uploads down. Against the local service on two cores,
 # 128 MiB segments made a 1 GiB upload about 15 % slower (median of four
 # interleaved runs). With Swift's default limit of 1,000 segments per
 # manifest, they reach 250 GiB before `_choose_segment_size` grows them.

@@ -199,7 +199,7 @@ def test_storage_credentials_renew_margin_capped() -> None:
 
 def test_storage_same_token_outlives_stated_expiry() -> None:
     # The service handed back the token it had issued, so asking again before
-    # it dies would return it once more; its stated expiry has whole seconds.
+    # it dies would return it once more. Its stated expiry has whole seconds.
     clock = Clock()
     credentials = _storage("t", clock, seconds=100, previous_token="t")
 

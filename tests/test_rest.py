@@ -354,7 +354,7 @@ class RecordingServer:
 
     With ``redirect_to`` set, every ``/1.0/`` GET is redirected there; token
     requests get an access token, and anything else a JSON object. Each GET
-    is answered after ``get_delay`` seconds.
+    waits ``get_delay`` seconds before its response.
     """
 
     def __init__(self, redirect_to: str | None = None, get_delay: float = 0) -> None:
