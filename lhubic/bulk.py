@@ -25,6 +25,7 @@ from typing import Any
 from requests import RequestException
 from swiftclient.exceptions import ClientException
 
+from .bodies import _md5_of
 from .exceptions import (
     HubicAccessFailure,
     HubicAuthFailure,
@@ -33,6 +34,7 @@ from .exceptions import (
     HubicTokenFailure,
     HubicTransferError,
 )
+from .large_objects import _choose_segment_size, file_md5, file_slo_etag
 from .listing import iter_objects
 from .names import validate_container_name, validate_object_name
 from .transfers import (
@@ -41,12 +43,8 @@ from .transfers import (
     TransferMixin,
     _check_local_path,
     _check_workers,
-    _choose_segment_size,
     _ExistingObject,
-    _md5_of,
     _Progress,
-    file_md5,
-    file_slo_etag,
 )
 
 __all__ = ["FileResult", "FileStatus", "download_tree", "upload_tree"]

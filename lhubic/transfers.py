@@ -23,36 +23,59 @@ upload again sends only the segments that are missing.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from swiftclient.exceptions import ClientException
-from swiftclient.utils import ReadableToIterable
 
+from .bodies import (
+    CHUNK_SIZE,
+    _BytesSource,
+    _check_md5,
+    _content_md5,
+    _is_true,
+    _make_source,
+    _md5_of,
+    _SizedUploadBody,
+    _strip_etag,
+    _UploadBody,
+    _VerifiedBody,
+)
 from .exceptions import (
     HubicChecksumMismatch,
     HubicError,
     HubicInputError,
-    HubicObjectNameError,
-    HubicSourceNotRewindable,
     HubicTransferError,
 )
 from .headers import validate_headers
+from .large_objects import (
+    MAX_OBJECT_SIZE,
+    _check_segment_size,
+    _choose_segment_size,
+    _plan_segments,
+    _Segment,
+    _segment_prefix,
+    _split_segment_path,
+    file_md5,
+    file_slo_etag,
+    segments_container,
+    slo_etag,
+)
 from .listing import iter_objects
-from .names import (
-    MAX_CONTAINER_NAME_BYTES,
-    MAX_OBJECT_NAME_BYTES,
-    validate_container_name,
-    validate_object_name,
+from .names import validate_container_name, validate_object_name
+from .ranged_download import (
+    PART_SIZE,
+    _manifest_units,
+    _RangedDownload,
+    _Unit,
+    _write_stream,
 )
 
 __all__ = [
@@ -88,23 +111,6 @@ DEFAULT_LARGE_OBJECT_THRESHOLD = 256 * MiB
 
 DEFAULT_TRANSFER_WORKERS = 4
 
-# Swift's defaults (2.38): ``max_file_size`` for one object (which is 2 bytes
-# more), and the SLO middleware's ``min_segment_size`` and
-# ``max_manifest_segments``.
-MAX_OBJECT_SIZE = 5 * 1024 * MiB
-MIN_SEGMENT_SIZE = 1 * MiB
-MAX_MANIFEST_SEGMENTS = 1000
-
-# Bytes per read and per socket send. Larger chunks cost memory per worker,
-# and smaller ones cost Python overhead per byte.
-CHUNK_SIZE = 1 * MiB
-
-# Bytes per ranged GET when a large object downloads in parallel parts. Swift's
-# object server (2.38) computes the MD5 of every read that starts at offset 0,
-# so only the first part of each object or segment costs it that work. The
-# client checks the MD5 of the whole object or segment itself.
-PART_SIZE = 32 * MiB
-
 # Files up to this size are read into memory once, hashed, and sent with their
 # ETag, so Swift rejects a corrupted body before it replaces anything.
 _BUFFERED_LIMIT = 4 * MiB
@@ -120,19 +126,6 @@ raises stops the transfer and reaches the caller.
 """
 
 _T = TypeVar("_T")
-
-
-def _md5() -> Any:
-    # Swift's ETags are MD5 digests, which detect corruption but not tampering.
-    return hashlib.md5(usedforsecurity=False)
-
-
-def _strip_etag(etag: str | None) -> str:
-    return (etag or "").strip().strip('"').lower()
-
-
-def _is_true(value: str | None) -> bool:
-    return str(value or "").strip().lower() in {"true", "yes", "on", "1"}
 
 
 # Progress.
@@ -190,342 +183,7 @@ class _Progress:
             raise
 
 
-# Upload bodies.
-
-
-class _Source:
-    """A source of upload bytes, and whether a retry can start it over."""
-
-    rewindable = False
-    length: int | None = None
-
-    def chunks(self, limit: int | None) -> Iterator[bytes | memoryview]:
-        raise NotImplementedError
-
-    def rewind(self) -> None:
-        raise NotImplementedError
-
-
-class _BytesSource(_Source):
-    rewindable = True
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.length = len(data)
-
-    def chunks(self, limit: int | None) -> Iterator[bytes | memoryview]:
-        view = memoryview(self.data)
-        end = len(view) if limit is None else min(limit, len(view))
-        for start in range(0, end, CHUNK_SIZE):
-            yield view[start : min(start + CHUNK_SIZE, end)]
-
-    def rewind(self) -> None:
-        return None
-
-
-class _FileSource(_Source):
-    def __init__(self, fileobj: Any, read_size: int) -> None:
-        self._file = fileobj
-        self._read_size = read_size
-        self._start = 0
-        if _is_seekable(fileobj):
-            self._start = fileobj.tell()
-            self.rewindable = True
-            self.length = _remaining_size(fileobj, self._start)
-
-    def chunks(self, limit: int | None) -> Iterator[bytes]:
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = (
-                self._read_size
-                if remaining is None
-                else min(remaining, self._read_size)
-            )
-            chunk = self._file.read(size)
-            if not chunk:
-                return
-            if isinstance(chunk, str):
-                raise HubicInputError(
-                    f"upload source {self._file!r} is opened in text mode; open "
-                    "it in binary mode ('rb') so the bytes sent are the bytes "
-                    "stored"
-                )
-            if remaining is not None:
-                remaining -= len(chunk)
-            yield chunk
-
-    def rewind(self) -> None:
-        self._file.seek(self._start)
-
-
-class _IterableSource(_Source):
-    def __init__(self, iterable: Iterable[Any]) -> None:
-        self._iterable = iterable
-        # A list or tuple yields the same chunks again; an iterator does not.
-        self.rewindable = isinstance(iterable, (list, tuple))
-
-    def chunks(self, limit: int | None) -> Iterator[bytes]:
-        for item in self._iterable:
-            if isinstance(item, str):
-                item = item.encode("utf-8")
-            elif isinstance(item, (bytearray, memoryview)):
-                item = bytes(item)
-            elif not isinstance(item, bytes):
-                raise HubicInputError(
-                    f"upload iterator yielded {type(item).__name__}; it must "
-                    "yield bytes (or str, sent as UTF-8)"
-                )
-            if item:
-                yield item
-
-    def rewind(self) -> None:
-        return None
-
-
-def _is_seekable(fileobj: Any) -> bool:
-    seekable = getattr(fileobj, "seekable", None)
-    if seekable is None:
-        return False
-    try:
-        return bool(seekable())
-    except (OSError, ValueError):
-        return False
-
-
-def _remaining_size(fileobj: Any, start: int) -> int | None:
-    fileno = getattr(fileobj, "fileno", None)
-    if fileno is not None:
-        try:
-            return max(0, os.fstat(fileno()).st_size - start)
-        except (OSError, ValueError, io.UnsupportedOperation):
-            pass
-    try:
-        end = fileobj.seek(0, io.SEEK_END)
-    finally:
-        fileobj.seek(start)
-    return max(0, int(end) - start)
-
-
-def _make_source(contents: Any, chunk_size: int | None) -> _Source:
-    if isinstance(contents, str):
-        return _BytesSource(contents.encode("utf-8"))
-    if isinstance(contents, bytes):
-        return _BytesSource(contents)
-    if isinstance(contents, (bytearray, memoryview)):
-        return _BytesSource(bytes(contents))
-    if isinstance(contents, io.TextIOBase):
-        raise HubicInputError(
-            f"upload source {contents!r} is opened in text mode; open it in "
-            "binary mode ('rb') so the bytes sent are the bytes stored"
-        )
-    if hasattr(contents, "read"):
-        if getattr(contents, "closed", False) is True:
-            raise HubicInputError(
-                f"cannot upload {contents!r}: the file is closed; open it again "
-                "in binary mode ('rb') and keep it open until the upload returns"
-            )
-        return _FileSource(contents, chunk_size or CHUNK_SIZE)
-    if isinstance(contents, Mapping):
-        raise HubicInputError(
-            f"cannot upload a {type(contents).__name__}: iterating it yields its "
-            "keys; pass bytes, str, a binary file object or an iterable of bytes, "
-            "such as json.dumps(contents).encode()"
-        )
-    if isinstance(contents, Iterable):
-        return _IterableSource(contents)
-    raise HubicInputError(
-        f"cannot upload {type(contents).__name__}: pass bytes, str, a binary "
-        "file object or an iterable of bytes"
-    )
-
-
-class _UploadBody(ReadableToIterable):
-    """An upload body that hashes what it sends and rewinds for a retry.
-
-    It is a `ReadableToIterable` only so that python-swiftclient hands it to
-    requests unchanged, as an iterable of large chunks. python-swiftclient's
-    ``Connection._retry`` calls `reset` before each new attempt.
-    """
-
-    def __init__(
-        self,
-        source: _Source,
-        length: int | None,
-        target: str,
-        *,
-        hash_data: bool = True,
-        on_bytes: Callable[[int], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> None:
-        self._source = source
-        self._length = length
-        self._target = target
-        self._hash_data = hash_data
-        self._on_bytes = on_bytes
-        self._cancel = cancel
-        self._md5 = _md5()
-        self.bytes_sent = 0
-        self._started = False
-
-    def __iter__(self) -> Iterator[bytes | memoryview]:
-        self._started = True
-        return self._generate()
-
-    def __next__(self) -> bytes:
-        raise TypeError("iterate over an upload body with iter() first")
-
-    def _generate(self) -> Iterator[bytes | memoryview]:
-        for chunk in self._source.chunks(self._length):
-            if self._length is not None:
-                chunk = chunk[: self._length - self.bytes_sent]
-            if self._cancel is not None and self._cancel.is_set():
-                raise HubicTransferError(f"upload of {self._target} was cancelled")
-            if self._hash_data:
-                self._md5.update(chunk)
-            self.bytes_sent += len(chunk)
-            if self._on_bytes is not None:
-                self._on_bytes(len(chunk))
-            yield chunk
-            if self._length is not None and self.bytes_sent >= self._length:
-                return
-
-        if self._length is not None and self.bytes_sent < self._length:
-            raise HubicInputError(
-                f"the source of {self._target} ended after {self.bytes_sent} of "
-                f"the {self._length} bytes announced; pass the real "
-                "content_length or leave it out"
-            )
-
-    def hexdigest(self) -> str:
-        return str(self._md5.hexdigest())
-
-    def reset(self, *_args: Any, **kwargs: Any) -> None:
-        """Start the body over before python-swiftclient retries the request."""
-        if not self._started:
-            return
-        if not self._source.rewindable:
-            status = (kwargs.get("response_dict") or {}).get("status")
-            cause = f"HTTP {status}" if status else "a connection error"
-            raise HubicSourceNotRewindable(
-                f"upload of {self._target} failed with {cause} after "
-                f"{self.bytes_sent} bytes were read from a source that cannot "
-                "be rewound; pass bytes or a seekable binary file so the "
-                "upload can be retried"
-            )
-
-        logger.info(
-            "retrying upload of %s from its start after %d bytes",
-            self._target,
-            self.bytes_sent,
-        )
-        self._source.rewind()
-        if self._on_bytes is not None and self.bytes_sent:
-            self._on_bytes(-self.bytes_sent)
-        self._md5 = _md5()
-        self.bytes_sent = 0
-        self._started = False
-
-
-class _SizedUploadBody(_UploadBody):
-    """An upload body of known length, sent with ``Content-Length``."""
-
-    def __init__(self, source: _Source, length: int, target: str, **kwargs: Any):
-        super().__init__(source, length, target, **kwargs)
-        self._size = length
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __bool__(self) -> bool:
-        return True
-
-
-# Download bodies.
-
-
-class _VerifiedBody:
-    """A streamed object body that checks its MD5 when the stream ends."""
-
-    def __init__(self, body: Any, expected_md5: str, target: str) -> None:
-        self._body = body
-        self._expected = expected_md5
-        self._target = target
-        self._md5 = _md5()
-        self._finished = False
-        self.bytes_read = 0
-
-    def read(self, length: int | None = None) -> bytes:
-        data = bytes(self._body.read(length))
-        self._update(data)
-        if not data and length != 0:
-            self._finish()
-        return data
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        try:
-            data = bytes(next(self._body))
-        except StopIteration:
-            self._finish()
-            raise
-        self._update(data)
-        return data
-
-    def close(self) -> None:
-        self._body.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._body, name)
-
-    def _update(self, data: bytes) -> None:
-        self._md5.update(data)
-        self.bytes_read += len(data)
-
-    def _finish(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        _check_md5(self._md5.hexdigest(), self._expected, self._target)
-
-
-def _check_md5(actual: str, expected: str, target: str) -> None:
-    if actual != expected:
-        raise HubicChecksumMismatch(
-            f"download of {target} is corrupt: its MD5 is {actual} but Swift's "
-            f"ETag is {expected}; download it again"
-        )
-
-
-def _content_md5(
-    headers: Mapping[str, str], request_headers: Mapping[str, str] | None
-) -> str | None:
-    """Return the MD5 a GET response's body must have, or None if unknown.
-
-    Large objects, partial content and unusual ETags cannot be checked.
-    """
-    if _is_true(headers.get("x-static-large-object")):
-        return None
-    if "x-object-manifest" in headers or "content-range" in headers:
-        return None
-    if request_headers and any(key.lower() == "range" for key in request_headers):
-        return None
-    etag = _strip_etag(headers.get("etag"))
-    if len(etag) != 32 or any(char not in "0123456789abcdef" for char in etag):
-        return None
-    return etag
-
-
-# Large object layout.
-
-
-@dataclass(frozen=True)
-class _Segment:
-    index: int
-    offset: int
-    length: int
-    name: str
+# The mixin.
 
 
 @dataclass
@@ -534,115 +192,6 @@ class _ExistingObject:
 
     is_static_large_object: bool
     is_dynamic_large_object: bool = False
-
-
-def segments_container(container: str) -> str:
-    """Return the container that stores the segments of ``container``'s objects."""
-    name = f"{container}_segments"
-    if len(name.encode("utf-8")) > MAX_CONTAINER_NAME_BYTES:
-        raise HubicObjectNameError(
-            f"container name {container!r} is too long for large objects: their "
-            f"segments go in {name!r}, over Swift's {MAX_CONTAINER_NAME_BYTES} "
-            "bytes; use a shorter container name"
-        )
-    return name
-
-
-def _check_segment_size(segment_size: int) -> None:
-    if (
-        isinstance(segment_size, bool)
-        or not isinstance(segment_size, int)
-        or not MIN_SEGMENT_SIZE <= segment_size <= MAX_OBJECT_SIZE
-    ):
-        raise HubicInputError(
-            f"invalid segment_size {segment_size!r}: Swift needs segments from "
-            f"{MIN_SEGMENT_SIZE} bytes (1 MiB) to {MAX_OBJECT_SIZE} bytes (5 GiB)"
-        )
-
-
-def _choose_segment_size(size: int, requested: int) -> int:
-    _check_segment_size(requested)
-    smallest = -(-size // MAX_MANIFEST_SEGMENTS)
-    if smallest > requested:
-        # Round up to a whole MiB so the choice is stable across runs.
-        return -(-smallest // MiB) * MiB
-    return requested
-
-
-def _segment_prefix(name: str, size: int, mtime: float, segment_size: int) -> str:
-    """Return the name prefix of a file's segments.
-
-    Size, modification time and segment size are part of it, so a rerun of the
-    same upload finds its segments and a changed file never reuses stale ones.
-    """
-    # NOTE: segments of an unfinished upload stay until a later upload of the
-    # same file completes. Nothing removes them if the file changed meanwhile.
-    prefix = f"{name}/slo/{mtime:.6f}/{size}/{segment_size}/"
-    if len(prefix.encode("utf-8")) + 8 > MAX_OBJECT_NAME_BYTES:
-        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
-        prefix = f"lhubic-long-name/{digest}/slo/{mtime:.6f}/{size}/{segment_size}/"
-    return prefix
-
-
-def _plan_segments(size: int, segment_size: int, prefix: str) -> list[_Segment]:
-    count = max(1, -(-size // segment_size))
-    return [
-        _Segment(
-            index=index,
-            offset=index * segment_size,
-            length=min(segment_size, size - index * segment_size),
-            name=f"{prefix}{index:08d}",
-        )
-        for index in range(count)
-    ]
-
-
-def slo_etag(segment_md5s: Iterable[str]) -> str:
-    """Return the ETag Swift gives a static large object with these segments."""
-    digest = _md5()
-    for md5 in segment_md5s:
-        digest.update(md5.encode("ascii"))
-    return str(digest.hexdigest())
-
-
-def file_md5(path: str | os.PathLike[str], offset: int = 0, length: int = -1) -> str:
-    """Return the MD5 of ``length`` bytes of a file from ``offset`` (all if -1)."""
-    digest = _md5()
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        remaining = length
-        while remaining != 0:
-            size = CHUNK_SIZE if remaining < 0 else min(CHUNK_SIZE, remaining)
-            chunk = handle.read(size)
-            if not chunk:
-                break
-            digest.update(chunk)
-            if remaining > 0:
-                remaining -= len(chunk)
-    return str(digest.hexdigest())
-
-
-def file_slo_etag(path: str | os.PathLike[str], segment_size: int) -> str:
-    """Return the ETag a static large object of this file would get from Swift.
-
-    The file is cut into ``segment_size`` pieces, as `upload_file` cuts it.
-    """
-    size = os.stat(path).st_size
-    md5s = [
-        file_md5(path, offset, min(segment_size, size - offset))
-        for offset in range(0, max(size, 1), segment_size)
-    ]
-    return slo_etag(md5s)
-
-
-def _split_segment_path(path: str) -> tuple[str, str]:
-    container, _, obj = path.lstrip("/").partition("/")
-    if not container or not obj:
-        raise HubicTransferError(f"manifest lists an invalid segment path {path!r}")
-    return container, obj
-
-
-# The mixin.
 
 
 class TransferMixin:
@@ -1442,208 +991,6 @@ class TransferMixin:
         return dict(headers)
 
 
-# Parallel ranged downloads.
-
-
-@dataclass
-class _Unit:
-    """Bytes checked as a whole: one plain object, or one segment of a manifest.
-
-    ``offset`` is where the unit starts in the target file. ``first`` is where
-    it starts in the object, which is not 0 for a manifest entry with a range.
-    ``md5`` is its expected MD5 when known. ``first_body`` is an open stream of
-    the object from its start, which serves the first part.
-    """
-
-    container: str
-    obj: str
-    offset: int
-    length: int
-    md5: str | None
-    first: int = 0
-    data: bytes | None = None
-    first_body: Any = None
-
-
-@dataclass
-class _Part:
-    unit: _Unit
-    start: int
-    end: int
-    written: int = 0
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start
-
-
-def _manifest_units(manifest: list[dict[str, Any]]) -> list[_Unit]:
-    units = []
-    offset = 0
-    for entry in manifest:
-        length = _segment_entry_length(entry)
-        if "data" in entry:
-            data = base64.b64decode(entry["data"])
-            units.append(_Unit("", "", offset, length, None, data=data))
-        else:
-            container, obj = _split_segment_path(str(entry["name"]))
-            first = 0
-            md5: str | None = _strip_etag(entry.get("hash")) or None
-            if entry.get("range"):
-                first = int(str(entry["range"]).partition("-")[0])
-                md5 = None
-            if entry.get("sub_slo"):
-                md5 = None
-            units.append(_Unit(container, obj, offset, length, md5, first=first))
-        offset += length
-    return units
-
-
-class _RangedDownload:
-    """Fetch units in ranged parts on a thread pool and check each unit's MD5.
-
-    Parts are written where they belong in ``fd`` as they arrive. The calling
-    thread reads the file back in order and hashes each unit while the parts
-    still download, so memory stays at one chunk per thread.
-    """
-
-    def __init__(
-        self,
-        connection: TransferMixin,
-        fd: int,
-        units: list[_Unit],
-        progress: _Progress,
-        part_size: int,
-    ) -> None:
-        self._connection = connection
-        self._fd = fd
-        self._units = units
-        self._progress = progress
-        self._parts = [
-            _Part(unit, start, min(start + part_size, unit.length))
-            for unit in units
-            for start in range(0, unit.length, part_size)
-        ]
-        self._changed = threading.Condition()
-        self._error: BaseException | None = None
-        self._cancel = threading.Event()
-
-    def run(self, workers: int) -> None:
-        total = sum(unit.length for unit in self._units)
-        self._progress.add_total(total, 0)
-        os.ftruncate(self._fd, total)
-
-        executor = ThreadPoolExecutor(
-            max(1, min(workers, len(self._parts))), thread_name_prefix="lhubic-download"
-        )
-        try:
-            for part in self._parts:
-                executor.submit(self._fetch, part)
-            self._verify()
-        except BaseException:
-            self._cancel.set()
-            raise
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
-            for unit in self._units:
-                if unit.first_body is not None:
-                    unit.first_body.close()
-            self._connection._close_finished_threads()
-
-    def _fetch(self, part: _Part) -> None:
-        try:
-            if part.unit.data is not None:
-                data = part.unit.data[part.start : part.end]
-                self._write(part, [data])
-            else:
-                self._write(part, self._open(part))
-        except BaseException as error:  # noqa: BLE001 - the verifying thread raises it
-            with self._changed:
-                if self._error is None:
-                    self._error = error
-                self._changed.notify_all()
-
-    def _open(self, part: _Part) -> Iterator[bytes]:
-        unit = part.unit
-        if part.start == 0 and unit.first_body is not None:
-            return iter(unit.first_body)
-
-        first = unit.first + part.start
-        last = unit.first + part.end - 1
-        headers = {"Range": f"bytes={first}-{last}"}
-        if unit.md5 is not None:
-            headers["If-Match"] = unit.md5
-        try:
-            response_headers, body = self._connection.get_object(
-                unit.container, unit.obj, resp_chunk_size=CHUNK_SIZE, headers=headers
-            )
-        except ClientException as error:
-            if error.http_status != 412:
-                raise
-            raise HubicTransferError(
-                f"{unit.container}/{unit.obj} changed during the download (its "
-                f"ETag is no longer {unit.md5}); download it again",
-                status=412,
-            ) from error
-        content_range = response_headers.get("content-range", "")
-        if not content_range.startswith(f"bytes {first}-{last}/"):
-            body.close()
-            raise HubicTransferError(
-                f"Swift returned {content_range or 'the whole object'} for the "
-                f"range {first}-{last} of {unit.container}/{unit.obj}"
-            )
-        return cast(Iterator[bytes], body)
-
-    def _write(self, part: _Part, chunks: Iterable[bytes]) -> None:
-        position = part.unit.offset + part.start
-        for chunk in chunks:
-            if self._cancel.is_set():
-                return
-            view = memoryview(chunk)[: part.length - part.written]
-            while view:
-                count = os.pwrite(self._fd, view, position + part.written)
-                view = view[count:]
-                with self._changed:
-                    part.written += count
-                    self._changed.notify_all()
-                self._progress.add_bytes(count)
-            if part.written >= part.length:
-                break
-        if part.written < part.length and not self._cancel.is_set():
-            missing = part.length - part.written
-            raise HubicTransferError(
-                f"{part.unit.container}/{part.unit.obj} ended {missing} bytes short "
-                f"of the part at {part.start}; download it again"
-            )
-
-    def _verify(self) -> None:
-        parts = iter(self._parts)
-        for unit in self._units:
-            digest = _md5()
-            remaining = unit.length
-            while remaining > 0:
-                part = next(parts)
-                hashed = 0
-                while hashed < part.length:
-                    available = self._wait_for(part, hashed)
-                    size = min(available - hashed, CHUNK_SIZE)
-                    position = unit.offset + part.start + hashed
-                    digest.update(os.pread(self._fd, size, position))
-                    hashed += size
-                remaining -= part.length
-            if unit.md5 is not None:
-                target = f"{unit.container}/{unit.obj}"
-                _check_md5(str(digest.hexdigest()), unit.md5, target)
-
-    def _wait_for(self, part: _Part, hashed: int) -> int:
-        with self._changed:
-            while part.written <= hashed and self._error is None:
-                self._changed.wait()
-            if self._error is not None:
-                raise self._error
-            return part.written
-
-
 # Module helpers.
 
 
@@ -1727,33 +1074,6 @@ def _check_length(content_length: int | None) -> None:
             f"{MAX_OBJECT_SIZE} bytes in one object; use upload_file, which "
             "makes a static large object"
         )
-
-
-def _md5_of(data: Any) -> str:
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return str(hashlib.md5(data, usedforsecurity=False).hexdigest())
-
-
-def _segment_entry_length(entry: dict[str, Any]) -> int:
-    if entry.get("range"):
-        first, _, last = str(entry["range"]).partition("-")
-        return int(last) - int(first) + 1
-    if "data" in entry:
-        return len(base64.b64decode(entry["data"]))
-    return int(entry["bytes"])
-
-
-def _write_stream(body: Any, fd: int, offset: int, progress: _Progress) -> int:
-    written = 0
-    for chunk in body:
-        view = memoryview(chunk)
-        while view:
-            count = os.pwrite(fd, view, offset + written)
-            view = view[count:]
-            written += count
-        progress.add_bytes(len(chunk))
-    return written
 
 
 def _create_temp_beside(target: str) -> tuple[int, str]:

@@ -34,14 +34,9 @@ from lhubic.exceptions import (
     HubicSourceNotRewindable,
     HubicTransferError,
 )
+from lhubic.large_objects import MAX_MANIFEST_SEGMENTS, _choose_segment_size
 from lhubic.server.pytest_plugin import HubicTestServer
-from lhubic.transfers import (
-    MAX_MANIFEST_SEGMENTS,
-    TransferMixin,
-    _choose_segment_size,
-    file_md5,
-    slo_etag,
-)
+from lhubic.transfers import TransferMixin, file_md5, slo_etag
 
 MiB = 1024 * 1024
 
@@ -512,7 +507,7 @@ def test_retry_rewinds_seekable_source(
     hubic.head_account()
     server.faults.storage_unavailable(1)
 
-    with caplog.at_level("INFO", logger="lhubic.transfers"):
+    with caplog.at_level("INFO", logger="lhubic.bodies"):
         etag = hubic.put_object(container, "retried", source)
 
     assert "retrying upload of" in caplog.text
