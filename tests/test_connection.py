@@ -1213,7 +1213,25 @@ def test_timeout_reaches_storage_connection(hubic_server: Any) -> None:
 # A storage URL that the local service cannot be made to return.
 
 
-class CredentialsStandIn:
+class StandIn:
+    """An HTTP server on 127.0.0.1 in a thread, serving requests with ``handler``."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+class CredentialsStandIn(StandIn):
     """An API on 127.0.0.1 that grants any refresh token and returns ``endpoint``."""
 
     def __init__(self, endpoint: str) -> None:
@@ -1245,18 +1263,7 @@ class CredentialsStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().__init__(RequestHandler)
 
 
 @pytest.fixture
@@ -1282,7 +1289,7 @@ def test_insecure_storage_url_rejected(
     assert insecure_endpoint_api.requests[-1] == "/1.0/account/credentials"
 
 
-class BrokenStorage:
+class BrokenStorage(StandIn):
     """A storage stand-in on 127.0.0.1 that cuts every response body short."""
 
     def __init__(self) -> None:
@@ -1304,18 +1311,7 @@ class BrokenStorage:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().__init__(RequestHandler)
 
 
 def test_broken_body_retried_then_unavailable() -> None:
@@ -1454,3 +1450,84 @@ def test_expired_stored_tokens_renewed(hubic_server: Any, tmp_path: Any) -> None
     assert hubic.os_auth_token is None
     hubic.head_account()
     assert hubic.os_auth_token
+
+
+# Proxy settings from the environment.
+
+
+class ProxyRecorder(StandIn):
+    """An HTTP proxy stand-in on 127.0.0.1 that responds to HEAD itself.
+
+    It records each request line, which contains the absolute URL when a
+    client sends the request through a proxy, and adds
+    ``X-Answered-By: proxy`` to its responses.
+    """
+
+    def __init__(self) -> None:
+        self.request_lines: list[str] = []
+        outer = self
+
+        class RequestHandler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_HEAD(self) -> None:
+                outer.request_lines.append(self.requestline)
+                self.send_response(204)
+                self.send_header("X-Answered-By", "proxy")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        super().__init__(RequestHandler)
+
+
+@pytest.fixture
+def proxy_recorder() -> Iterator[ProxyRecorder]:
+    recorder = ProxyRecorder()
+    yield recorder
+    recorder.stop()
+
+
+def test_storage_calls_use_proxy_from_environment(
+    hubic_server: Any, proxy_recorder: ProxyRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hubic = make_hubic(hubic_server)
+    storage_url, _ = hubic.get_auth()
+    monkeypatch.setenv("HTTP_PROXY", proxy_recorder.url)
+
+    headers = hubic.head_account()
+
+    assert headers["x-answered-by"] == "proxy"
+    assert proxy_recorder.request_lines == [f"HEAD {storage_url} HTTP/1.1"]
+
+
+def test_storage_calls_skip_proxy_for_no_proxy_hosts(
+    hubic_server: Any, proxy_recorder: ProxyRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hubic = make_hubic(hubic_server)
+    hubic.get_auth()
+    monkeypatch.setenv("HTTP_PROXY", proxy_recorder.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    headers = hubic.head_account()
+
+    assert "x-answered-by" not in headers
+    assert "x-account-container-count" in headers
+    assert proxy_recorder.request_lines == []
+
+
+def test_proxy_settings_read_once_per_storage_connection(
+    hubic_server: Any, proxy_recorder: ProxyRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hubic = make_hubic(hubic_server)
+    hubic.head_account()
+    monkeypatch.setenv("HTTP_PROXY", proxy_recorder.url)
+
+    same_connection = hubic.head_account()
+    hubic.close()
+    reopened = hubic.head_account()
+
+    assert "x-answered-by" not in same_connection
+    assert reopened["x-answered-by"] == "proxy"
+    assert len(proxy_recorder.request_lines) == 1
