@@ -145,7 +145,11 @@ class ProgressLine:
 
     def _columns(self) -> int:
         try:
-            return os.get_terminal_size(self._stream.fileno()).columns
+            columns = os.get_terminal_size(self._stream.fileno()).columns
         except (AttributeError, OSError, ValueError):
             # Not a terminal, or a stream without a file descriptor.
-            return shutil.get_terminal_size().columns
+            columns = 0
+        if columns <= 0:
+            # A pseudo-terminal whose size was never set reports 0 columns.
+            columns = shutil.get_terminal_size().columns
+        return columns

@@ -752,7 +752,14 @@ class SteppingClock:
         return self.times.pop(0)
 
 
-def test_progress_line_redraws_in_place() -> None:
+@pytest.fixture
+def columns(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Set the width that a stream which is not a terminal falls back to."""
+    monkeypatch.setenv("COLUMNS", "120")
+    return 120
+
+
+def test_progress_line_redraws_in_place(columns: int) -> None:
     stream = io.StringIO()
     # The start, then one time per call.
     clock = SteppingClock(0.0, 1.0, 1.05, 2.0, 2.0)
@@ -770,7 +777,7 @@ def test_progress_line_redraws_in_place() -> None:
     assert stream.getvalue() == first + second + third + "\n"
 
 
-def test_progress_line_pads_shorter_text() -> None:
+def test_progress_line_pads_shorter_text(columns: int) -> None:
     stream = io.StringIO()
     line = ProgressLine(stream, min_interval=0.0, clock=SteppingClock(0.0, 1.0, 1.0))
 
@@ -780,6 +787,32 @@ def test_progress_line_pads_shorter_text() -> None:
     first, second = stream.getvalue().split("\r")[1:]
     assert len(second) == len(first)
     assert second.rstrip() == "0 B of 0 B, 0 of 1 files, 0 B/s"
+
+
+def test_progress_line_cut_to_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "20")
+    stream = io.StringIO()
+    line = ProgressLine(stream, clock=SteppingClock(0.0, 1.0))
+
+    line(MiB, 2 * MiB, 0, 1)
+
+    # One column stays free, so the cursor never wraps to the next line.
+    assert stream.getvalue() == "\r1.0 MiB of 2.0 MiB "
+
+
+def test_progress_line_on_unsized_terminal(columns: int) -> None:
+    # A new pseudo-terminal reports 0 columns until its size is set.
+    controller, terminal = os.openpty()
+    try:
+        with open(terminal, "w", closefd=False) as stream:
+            line = ProgressLine(stream, clock=SteppingClock(0.0, 1.0))
+            line(MiB, 2 * MiB, 0, 1)
+        drawn = os.read(controller, 4096).decode()
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+    assert drawn == "\r1.0 MiB of 2.0 MiB (50%), 0 of 1 files, 1.0 MiB/s"
 
 
 def test_progress_line_finish_without_drawing() -> None:
