@@ -15,7 +15,6 @@ without a traceback.
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import os
 import re
@@ -31,7 +30,8 @@ import requests
 from swiftclient.exceptions import ClientException
 
 from .bulk import FileResult, FileStatus, _unchanged_local, download_tree, upload_tree
-from .connection import Hubic, _read_settings, _require_login_material, _Settings
+from .command_login import connect
+from .connection import Hubic
 from .exceptions import (
     HubicAccessFailure,
     HubicConfigError,
@@ -44,7 +44,6 @@ from .listing import iter_containers, iter_objects
 from .names import validate_container_name, validate_object_name
 from .progress_line import ProgressLine, format_size, format_summary
 from .security import install_secret_filter
-from .store import TokenStore, make_token_store
 
 __all__ = [
     "EXIT_FAILED",
@@ -422,104 +421,6 @@ def _stderr_logging(verbosity: int) -> Iterator[None]:
             logger.setLevel(previous)
 
 
-# Logging in.
-
-
-def _connect(args: argparse.Namespace) -> Hubic:
-    """Return a `Hubic` configured from the environment and the options.
-
-    When no way to log in is configured and stdin is a terminal, prompt for
-    the missing login and password. Without a terminal, raise
-    `HubicConfigError` naming the variables to set.
-    """
-    # The same checks that Hubic runs, first, so that any HubicConfigError
-    # from Hubic below can only mean a missing login.
-    settings = _read_settings(
-        client_id=None,
-        client_secret=None,
-        username=None,
-        password=None,
-        refresh_token=None,
-        api_url=args.api_url,
-        redirect_uri=None,
-        scope=None,
-        timeout=None,
-    )
-    store = make_token_store(args.token_store)
-    if store is not None:
-        store.load()
-
-    try:
-        return Hubic(api_url=args.api_url, token_store=store)
-    except HubicConfigError:
-        if _has_login(settings):
-            raise
-        if not _stdin_is_terminal():
-            raise HubicConfigError(_missing_login_message(settings)) from None
-    return _connect_with_prompt(args, settings, store)
-
-
-def _has_login(settings: _Settings) -> bool:
-    try:
-        _require_login_material(settings)
-    except HubicConfigError:
-        return False
-    return True
-
-
-def _stdin_is_terminal() -> bool:
-    return sys.stdin is not None and sys.stdin.isatty()
-
-
-def _missing_login_message(settings: _Settings) -> str:
-    if settings.username:
-        missing = f"the password for {settings.username!r}: set HUBIC_PASSWORD"
-    else:
-        missing = "a login: set HUBIC_USERNAME and HUBIC_PASSWORD"
-    return (
-        f"missing {missing}, or HUBIC_REFRESH_TOKEN, or pass --token-store with "
-        "the file of an earlier run, or run the command in a terminal to type the "
-        "password"
-    )
-
-
-def _connect_with_prompt(
-    args: argparse.Namespace, settings: _Settings, store: TokenStore | None
-) -> Hubic:
-    try:
-        username = settings.username or _prompt_login()
-        password = settings.password or getpass.getpass(
-            f"hubiC password for {username}: "
-        )
-    except EOFError:
-        raise HubicConfigError(
-            "stdin ended before a login and password were entered"
-        ) from None
-
-    if not password:
-        raise HubicConfigError(
-            "no password entered; type it at the prompt, or set HUBIC_PASSWORD"
-        )
-    return Hubic(
-        username=username,
-        password=password,
-        api_url=args.api_url,
-        token_store=store,
-    )
-
-
-def _prompt_login() -> str:
-    # The prompt goes to stderr, because stdout carries only the results.
-    print("hubiC login: ", end="", file=sys.stderr, flush=True)
-    login = sys.stdin.readline()
-    if not login:
-        raise EOFError
-    login = login.strip()
-    if not login:
-        raise HubicConfigError("no login entered; type it, or set HUBIC_USERNAME")
-    return login
-
-
 # ls
 
 
@@ -527,7 +428,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.container is not None:
         validate_container_name(args.container)
     prefix = args.prefix or None
-    hubic = _connect(args)
+    hubic = connect(args.api_url, args.token_store)
 
     try:
         if args.container is None:
@@ -586,7 +487,7 @@ def _upload(args: argparse.Namespace) -> int:
             f"local path {source!r} does not exist or is not a file or a folder; "
             "pass an existing file or folder"
         )
-    hubic = _connect(args)
+    hubic = connect(args.api_url, args.token_store)
     if args.segment_size is not None:
         hubic.segment_size = args.segment_size
     if args.large_object_threshold is not None:
@@ -661,7 +562,7 @@ def _download(args: argparse.Namespace) -> int:
             f"destination {args.dest!r} is a file; pass a folder, or --object "
             "NAME to download one object to a file"
         )
-    hubic = _connect(args)
+    hubic = connect(args.api_url, args.token_store)
 
     progress = _progress_line(args)
     started = time.monotonic()
@@ -758,7 +659,7 @@ def _report(
 
 
 def _usage(args: argparse.Namespace) -> int:
-    hubic = _connect(args)
+    hubic = connect(args.api_url, args.token_store)
     try:
         payload = hubic.hubic_get("/account/usage").json()
     finally:

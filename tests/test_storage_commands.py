@@ -272,7 +272,7 @@ def test_terminal_prompts_for_password(
     monkeypatch.delenv("HUBIC_USERNAME")
     monkeypatch.delenv("HUBIC_PASSWORD")
     monkeypatch.setattr(sys, "stdin", TerminalInput(f"{account.login}\n"))
-    monkeypatch.setattr("lhubic.storage_commands.getpass.getpass", fake_getpass)
+    monkeypatch.setattr("lhubic.command_login.getpass.getpass", fake_getpass)
 
     outcome = run(capsys, "ls")
 
@@ -289,7 +289,7 @@ def test_empty_password_exits_2(
 ) -> None:
     monkeypatch.delenv("HUBIC_PASSWORD")
     monkeypatch.setattr(sys, "stdin", TerminalInput(""))
-    monkeypatch.setattr("lhubic.storage_commands.getpass.getpass", lambda _: "")
+    monkeypatch.setattr("lhubic.command_login.getpass.getpass", lambda _: "")
 
     outcome = run(capsys, "ls")
 
