@@ -66,6 +66,12 @@ NOTE: a file system that takes `XATTR_PROBE_BYTES` but not a 10 KiB xattr
 would pass the probe and still return 507 for objects near this limit.
 """
 
+# Bytes per read and write in the proxy and object servers, where Swift's
+# default is 64 KiB. All servers share one process, and per-chunk work was a
+# large share of it: with 1 MiB, a 1 GiB upload cost the process 2.5 s of CPU
+# instead of 3.2 s (median of 6 runs, on /dev/shm).
+_CHUNK_SIZE = str(1024 * 1024)
+
 DEFAULT_UPDATER_INTERVAL = 5.0
 DEFAULT_START_TIMEOUT = 30.0
 STOP_GRACE_SECONDS = 5.0
@@ -451,6 +457,10 @@ class SwiftCluster:
             "pipeline:main": {"pipeline": f"{name}-server"},
             f"app:{name}-server": {"use": f"egg:swift#{name}", "log_requests": "false"},
         }
+        if name == "object":
+            sections["app:object-server"].update(
+                network_chunk_size=_CHUNK_SIZE, disk_chunk_size=_CHUNK_SIZE
+            )
         if name == "object" and self.object_server_kind == "memory":
             sections["app:object-server"]["use"] = "egg:swift#mem_object"
         if name == "container":
@@ -466,6 +476,8 @@ class SwiftCluster:
             "app:proxy-server": {
                 "use": "egg:swift#proxy",
                 "account_autocreate": "true",
+                "client_chunk_size": _CHUNK_SIZE,
+                "object_chunk_size": _CHUNK_SIZE,
                 # With one device, a single 507 would otherwise make the proxy
                 # skip that device for 60 s, so every request would fail.
                 "error_suppression_interval": "0",
