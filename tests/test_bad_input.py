@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from helpers import hubic_without_login, make_hubic, port_of
 from swiftclient.client import Connection
 from tcp_proxy import FaultProxy
 
@@ -70,13 +71,13 @@ class Rig:
 def rig() -> Iterator[Rig]:
     with (
         HubicTestServer() as server,
-        FaultProxy(_port(server.swift_url)) as proxy,
+        FaultProxy(port_of(server.swift_url)) as proxy,
     ):
         # The service hands out the proxy as the storage endpoint, as hubiC
         # handed out a load balancer in front of Swift.
         direct_base = server.swift_url
         server.public_storage_url = proxy.url
-        hubic = make_hubic(server)
+        hubic = make_hubic(server, retries=1)
         hubic.put_container(CONTAINER)
         hubic.put_object(CONTAINER, EXISTING, b"kept")
         assert (hubic.url or "").startswith(proxy.url)
@@ -89,28 +90,6 @@ def rig() -> Iterator[Rig]:
         yield Rig(server, proxy, hubic, direct)
         direct.close()
         hubic.close()
-
-
-def _port(url: str) -> int:
-    port = urlsplit(url).port
-    assert port is not None
-    return port
-
-
-def make_hubic(server: HubicTestServer, **options: Any) -> Hubic:
-    settings: dict[str, Any] = {
-        "client_id": server.app.client_id,
-        "client_secret": server.app.client_secret,
-        "username": server.user.login,
-        "password": server.user.password,
-        "api_url": server.api_url,
-        "redirect_uri": server.app.redirect_uri,
-        "starting_backoff": 0.02,
-        "max_backoff": 0.1,
-        "retries": 1,
-    }
-    settings.update(options)
-    return Hubic(**settings)
 
 
 def assert_rejected_unsent(
@@ -185,40 +164,29 @@ OBJECT_CALLS: dict[str, Callable[[Hubic, Any], object]] = {
 }
 
 
-def _ids(cases: list[tuple[Any, str]]) -> list[str]:
-    return [repr(name)[:24] for name, _ in cases]
+NAME_CALLS = {"container": CONTAINER_CALLS, "object": OBJECT_CALLS}
+BAD_NAME_CASES = [
+    pytest.param(kind, method, name, fragment, id=f"{kind}-{method}-{name!r:.24}")
+    for kind, names in (
+        ("container", BAD_CONTAINER_NAMES),
+        ("object", BAD_OBJECT_NAMES),
+    )
+    for method in sorted(NAME_CALLS[kind])
+    for name, fragment in names
+]
 
 
-@pytest.mark.parametrize("method", sorted(CONTAINER_CALLS))
-@pytest.mark.parametrize(
-    ("name", "fragment"), BAD_CONTAINER_NAMES, ids=_ids(BAD_CONTAINER_NAMES)
-)
-def test_bad_container_name_rejected(
-    rig: Rig, method: str, name: Any, fragment: str
+@pytest.mark.parametrize(("kind", "method", "name", "fragment"), BAD_NAME_CASES)
+def test_bad_name_rejected(
+    rig: Rig, kind: str, method: str, name: Any, fragment: str
 ) -> None:
-    call = CONTAINER_CALLS[method]
+    call = NAME_CALLS[kind][method]
 
     error = assert_rejected_unsent(
         rig, lambda: call(rig.hubic, name), HubicObjectNameError, fragment
     )
 
-    assert "container name" in str(error)
-
-
-@pytest.mark.parametrize("method", sorted(OBJECT_CALLS))
-@pytest.mark.parametrize(
-    ("name", "fragment"), BAD_OBJECT_NAMES, ids=_ids(BAD_OBJECT_NAMES)
-)
-def test_bad_object_name_rejected(
-    rig: Rig, method: str, name: Any, fragment: str
-) -> None:
-    call = OBJECT_CALLS[method]
-
-    error = assert_rejected_unsent(
-        rig, lambda: call(rig.hubic, name), HubicObjectNameError, fragment
-    )
-
-    assert "object name" in str(error)
+    assert f"{kind} name" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -696,12 +664,7 @@ def test_constructor_malformed_refresh_token(rig: Rig, token: str) -> None:
     # printable ASCII characters from 0x20 to 0x7E.
     error = assert_rejected_unsent(
         rig,
-        lambda: Hubic(
-            rig.server.app.client_id,
-            rig.server.app.client_secret,
-            refresh_token=token,
-            api_url=rig.server.api_url,
-        ),
+        lambda: hubic_without_login(rig.server, refresh_token=token),
         HubicConfigError,
         "refresh_token",
     )
@@ -744,7 +707,7 @@ def test_stored_bad_storage_url_never_used(
     FileTokenStore(path).save(_stored_record(rig, storage_url=storage_url))
 
     try:
-        hubic = make_hubic(rig.server, token_store=path)
+        hubic = make_hubic(rig.server, token_store=path, retries=1)
     except HubicConfigError as error:
         assert str(path) in str(error) or "storage URL" in str(error)
         return
@@ -780,7 +743,7 @@ def test_stored_malformed_token_never_sent(
     FileTokenStore(path).save(_stored_record(rig, **{key: value}))
 
     try:
-        hubic = make_hubic(rig.server, token_store=path)
+        hubic = make_hubic(rig.server, token_store=path, retries=1)
         hubic.head_container(CONTAINER)
         hubic.hubic_get("/account")
     except HubicError as error:

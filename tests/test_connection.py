@@ -10,7 +10,6 @@ same storage token.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import logging
 import os
@@ -24,6 +23,15 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import (
+    FAST_RETRIES,
+    QuietHandler,
+    StandIn,
+    hubic_without_login,
+    make_hubic,
+    new_user,
+    run_in_threads,
+)
 from swiftclient.exceptions import ClientException
 
 from lhubic import (
@@ -39,63 +47,14 @@ from lhubic import (
     HubicTokenFailure,
 )
 from lhubic.security import check_url, is_loopback_host, redact_url
-from lhubic.server import HubicServer
-
-FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
-
-
-class ShortServer(HubicServer):
-    """A service whose tokens expire within seconds, with one application."""
-
-    def __init__(self) -> None:
-        super().__init__(access_token_lifetime=2, storage_token_lifetime=4)
-        self.client_id = "api_hubic_short_lived"
-        self.client_secret = secrets.token_urlsafe(16)
-        self.redirect_uri = "http://localhost:8080/"
+from lhubic.server.pytest_plugin import HubicTestServer
 
 
 @pytest.fixture(scope="module")
-def short_server() -> Iterator[ShortServer]:
-    with ShortServer() as server:
-        server.add_app(server.client_id, server.client_secret, server.redirect_uri)
+def short_server() -> Iterator[HubicTestServer]:
+    """A service whose access tokens live 2 s and storage tokens 4 s."""
+    with HubicTestServer(access_token_lifetime=2, storage_token_lifetime=4) as server:
         yield server
-
-
-def new_user(server: Any) -> tuple[str, str]:
-    """Register a user of one test and return its login and password."""
-    login = f"user-{secrets.token_hex(6)}@example.com"
-    password = f"pw {secrets.token_urlsafe(8)} é&%"
-    server.add_user(login, password)
-    return login, password
-
-
-def make_hubic(server: Any, **options: Any) -> Hubic:
-    """Return a Hubic for the session service's test user, or as ``options`` set."""
-    settings: dict[str, Any] = {
-        "client_id": server.app.client_id,
-        "client_secret": server.app.client_secret,
-        "username": server.user.login,
-        "password": server.user.password,
-        "api_url": server.api_url,
-        "redirect_uri": server.app.redirect_uri,
-        **FAST_RETRIES,
-    }
-    settings.update(options)
-    return Hubic(**settings)
-
-
-def make_short_hubic(server: ShortServer, **options: Any) -> Hubic:
-    login, password = new_user(server)
-    settings: dict[str, Any] = {
-        "client_id": server.client_id,
-        "client_secret": server.client_secret,
-        "username": login,
-        "password": password,
-        "api_url": server.api_url,
-        **FAST_RETRIES,
-    }
-    settings.update(options)
-    return Hubic(**settings)
 
 
 # Settings.
@@ -227,14 +186,77 @@ def test_loopback_or_https_api_url_accepted(url: str) -> None:
     assert hubic.api_url == url
 
 
-@pytest.mark.parametrize(
-    "url", ["ftp://api.example.com", "api.example.com", "https://"]
-)
-def test_malformed_api_url_rejected(url: str) -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", api_url=url)
+# Each case gives settings that Hubic rejects before sending anything, and the
+# fragments that its error message contains.
+BAD_SETTING_CASES = [
+    *[
+        pytest.param({"api_url": url}, ["api_url"], id=f"api-url-{url}")
+        for url in ("ftp://api.example.com", "api.example.com", "https://")
+    ],
+    *[
+        pytest.param({option: "x"}, [option], id=f"fixed-{option}")
+        for option in ("preauthtoken", "preauthurl", "authurl", "key")
+    ],
+    pytest.param(
+        {"os_options": {"object_storage_url": "https://s/v1/A"}},
+        ["object_storage_url"],
+        id="storage-url-in-os-options",
+    ),
+    *[
+        pytest.param({"timeout": timeout}, ["timeout"], id=f"timeout-{timeout!r}")
+        for timeout in (0, -1, "10", (1, 2, 3), True, float("inf"), float("nan"))
+    ],
+    pytest.param({"scope": "credentials.read"}, ["credentials.read"], id="scope"),
+    pytest.param(
+        {"redirect_uri": "localhost:8080"}, ["redirect_uri"], id="redirect-uri"
+    ),
+    *[
+        pytest.param(
+            {"api_url": url},
+            [f"contains {segment}", "https://api.hubic.com'"],
+            id=f"api-url-path-{url}",
+        )
+        for url, segment in (
+            ("https://api.hubic.com/1.0", "/1.0"),
+            ("https://api.hubic.com/1.0/", "/1.0"),
+            ("http://127.0.0.1:8035/oauth/token", "/oauth"),
+        )
+    ],
+    pytest.param(
+        {"clock": 5}, ["clock must be an lhubic.Clock", "got int"], id="clock"
+    ),
+    pytest.param(
+        {"os_options": ["region"]},
+        ["os_options must be a dict, got list"],
+        id="os-options-list",
+    ),
+    pytest.param({"retries": -1}, ["retries"], id="negative-retries"),
+    *[
+        pytest.param({option: value}, [option], id=f"{option}-{value!r}")
+        for option, value in (
+            ("starting_backoff", -1),
+            ("max_backoff", "fast"),
+            ("max_backoff", True),
+        )
+    ],
+    *[
+        pytest.param({"api_url": url}, [fragment], id=f"api-url-{fragment}")
+        for url, fragment in (
+            ("https://api.example.com:99999", "invalid port"),
+            ("https://api example.com", "whitespace"),
+            ("https://api.example.com/\tx", "control character"),
+        )
+    ],
+]
 
-    assert "api_url" in str(caught.value)
+
+@pytest.mark.parametrize(("options", "fragments"), BAD_SETTING_CASES)
+def test_bad_setting_rejected(options: dict[str, Any], fragments: list[str]) -> None:
+    with pytest.raises(HubicConfigError) as caught:
+        Hubic("client", "secret", refresh_token="r", **options)
+
+    for fragment in fragments:
+        assert fragment in str(caught.value)
 
 
 def test_api_url_with_password_rejected() -> None:
@@ -242,50 +264,6 @@ def test_api_url_with_password_rejected() -> None:
         Hubic("client", "secret", refresh_token="r", api_url="https://u:hunter2@api.x")
 
     assert "hunter2" not in str(caught.value)
-
-
-@pytest.mark.parametrize("option", ["preauthtoken", "preauthurl", "authurl", "key"])
-def test_fixed_connection_option_rejected(option: str) -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", **{option: "x"})
-
-    assert option in str(caught.value)
-
-
-def test_storage_url_in_os_options_rejected() -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic(
-            "client",
-            "secret",
-            refresh_token="r",
-            os_options={"object_storage_url": "https://s/v1/A"},
-        )
-
-    assert "object_storage_url" in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    "timeout", [0, -1, "10", (1, 2, 3), True, float("inf"), float("nan")]
-)
-def test_bad_timeout_rejected(timeout: object) -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", timeout=timeout)  # type: ignore[arg-type]
-
-    assert "timeout" in str(caught.value)
-
-
-def test_bad_scope_rejected() -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", scope="credentials.read")
-
-    assert "credentials.read" in str(caught.value)
-
-
-def test_bad_redirect_uri_rejected() -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", redirect_uri="localhost:8080")
-
-    assert "redirect_uri" in str(caught.value)
 
 
 def test_redirect_uri_from_environment(
@@ -309,37 +287,6 @@ def test_bad_redirect_uri_from_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert "'localhost:8080'" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("url", "segment"),
-    [
-        ("https://api.hubic.com/1.0", "/1.0"),
-        ("https://api.hubic.com/1.0/", "/1.0"),
-        ("http://127.0.0.1:8035/oauth/token", "/oauth"),
-    ],
-)
-def test_api_url_with_api_path_rejected(url: str, segment: str) -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", api_url=url)
-
-    assert f"contains {segment}" in str(caught.value)
-    assert "https://api.hubic.com'" in str(caught.value)
-
-
-def test_bad_clock_rejected() -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", clock=5)  # type: ignore[arg-type]
-
-    assert "clock must be an lhubic.Clock" in str(caught.value)
-    assert "got int" in str(caught.value)
-
-
-def test_os_options_not_dict_rejected() -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", os_options=["region"])
-
-    assert "os_options must be a dict, got list" in str(caught.value)
-
-
 def test_connection_options_applied() -> None:
     hubic = Hubic(
         "client",
@@ -359,22 +306,6 @@ def test_connection_options_applied() -> None:
     assert hubic.retry_on_ratelimit is False
 
 
-def test_negative_retries_rejected() -> None:
-    with pytest.raises(HubicConfigError):
-        Hubic("client", "secret", refresh_token="r", retries=-1)
-
-
-@pytest.mark.parametrize(
-    ("option", "value"),
-    [("starting_backoff", -1), ("max_backoff", "fast"), ("max_backoff", True)],
-)
-def test_bad_backoff_rejected(option: str, value: object) -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", **{option: value})
-
-    assert option in str(caught.value)
-
-
 @pytest.mark.parametrize(
     "token", ["line\nbreak-SECRET", "tab\tSECRET", "caf\u00e9-SECRET", " SECRET"]
 )
@@ -384,21 +315,6 @@ def test_malformed_refresh_token_rejected(token: str) -> None:
 
     assert "refresh_token" in str(caught.value)
     assert "SECRET" not in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("url", "fragment"),
-    [
-        ("https://api.example.com:99999", "invalid port"),
-        ("https://api example.com", "whitespace"),
-        ("https://api.example.com/\tx", "control character"),
-    ],
-)
-def test_api_url_port_and_spaces_rejected(url: str, fragment: str) -> None:
-    with pytest.raises(HubicConfigError) as caught:
-        Hubic("client", "secret", refresh_token="r", api_url=url)
-
-    assert fragment in str(caught.value)
 
 
 def test_original_lhubic_session(hubic_server: Any) -> None:
@@ -1016,8 +932,9 @@ def test_client_clock_renews_credentials(hubic_server: Any) -> None:
     assert hubic.access_token != old_access
 
 
-def test_both_expiries_during_use(short_server: ShortServer) -> None:
-    hubic = make_short_hubic(short_server)
+def test_both_expiries_during_use(short_server: HubicTestServer) -> None:
+    login, password = new_user(short_server)
+    hubic = make_hubic(short_server, username=login, password=password)
     hubic.os_auth()
     first_access = hubic.access_token
     first_storage = hubic.os_auth_token
@@ -1039,25 +956,6 @@ def test_both_expiries_during_use(short_server: ShortServer) -> None:
     assert hubic.os_auth_token != first_storage
 
 
-def _run_threads(count: int, work: Any) -> list[BaseException]:
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            work(index)
-        except BaseException as error:  # noqa: BLE001 - reported by the test
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
-
-
 def test_eight_threads_one_fetch_on_401(hubic_server: Any) -> None:
     login, password = new_user(hubic_server)
     hubic = make_hubic(hubic_server, username=login, password=password)
@@ -1071,7 +969,7 @@ def test_eight_threads_one_fetch_on_401(hubic_server: Any) -> None:
         hubic.head_account()
         tokens[index] = hubic.token
 
-    errors = _run_threads(8, work)
+    errors = run_in_threads(8, work)
 
     assert errors == []
     assert hubic_server.request_count("/1.0/account/credentials") == before + 1
@@ -1079,8 +977,9 @@ def test_eight_threads_one_fetch_on_401(hubic_server: Any) -> None:
     assert set(tokens.values()) == {hubic.os_auth_token}
 
 
-def test_eight_threads_through_natural_expiry(short_server: ShortServer) -> None:
-    hubic = make_short_hubic(short_server)
+def test_eight_threads_through_natural_expiry(short_server: HubicTestServer) -> None:
+    login, password = new_user(short_server)
+    hubic = make_hubic(short_server, username=login, password=password)
     hubic.os_auth()
     first_token = hubic.os_auth_token
     before = short_server.request_count("/1.0/account/credentials")
@@ -1095,7 +994,7 @@ def test_eight_threads_through_natural_expiry(short_server: ShortServer) -> None
             time.sleep(0.05)
         last_tokens[index] = hubic.token
 
-    errors = _run_threads(8, work)
+    errors = run_in_threads(8, work)
     fetches = short_server.request_count("/1.0/account/credentials") - before
 
     assert errors == []
@@ -1119,7 +1018,7 @@ def test_eight_threads_one_access_refresh(hubic_server: Any) -> None:
     def work(index: int) -> None:
         emails[index] = hubic.hubic_get("/account").json()["email"]
 
-    errors = _run_threads(8, work)
+    errors = run_in_threads(8, work)
 
     assert errors == []
     assert set(emails.values()) == {login}
@@ -1143,7 +1042,7 @@ def test_threads_keep_own_connections(hubic_server: Any) -> None:
             assert body == data
         connections[index] = id(hubic.http_conn)
 
-    errors = _run_threads(8, work)
+    errors = run_in_threads(8, work)
     _, listing = hubic.get_container("default", prefix=prefix + "/")
 
     assert errors == []
@@ -1213,24 +1112,6 @@ def test_timeout_reaches_storage_connection(hubic_server: Any) -> None:
 # A storage URL that the local service cannot be made to return.
 
 
-class StandIn:
-    """An HTTP server on 127.0.0.1 in a thread, serving requests with ``handler``."""
-
-    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 class CredentialsStandIn(StandIn):
     """An API on 127.0.0.1 that grants any refresh token and returns ``endpoint``."""
 
@@ -1238,39 +1119,24 @@ class CredentialsStandIn(StandIn):
         self.requests: list[str] = []
         outer = self
 
-        class RequestHandler(http.server.BaseHTTPRequestHandler):
+        class RequestHandler(QuietHandler):
             def do_POST(self) -> None:
                 outer.requests.append(self.path)
-                length = int(self.headers.get("Content-Length", "0"))
-                self.rfile.read(length)
-                self._send_json({"access_token": "a", "expires_in": 3600})
+                self.read_body()
+                self.send_json({"access_token": "a", "expires_in": 3600})
 
             def do_GET(self) -> None:
                 outer.requests.append(self.path)
                 expires = "2099-01-01T00:00:00+01:00"
-                self._send_json(
-                    {"token": "t", "endpoint": endpoint, "expires": expires}
-                )
-
-            def _send_json(self, payload: dict[str, Any]) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+                self.send_json({"token": "t", "endpoint": endpoint, "expires": expires})
 
         super().__init__(RequestHandler)
 
 
 @pytest.fixture
 def insecure_endpoint_api() -> Iterator[CredentialsStandIn]:
-    stand_in = CredentialsStandIn("http://storage.example.com/v1/AUTH_abc")
-    yield stand_in
-    stand_in.stop()
+    with CredentialsStandIn("http://storage.example.com/v1/AUTH_abc") as stand_in:
+        yield stand_in
 
 
 def test_insecure_storage_url_rejected(
@@ -1296,7 +1162,7 @@ class BrokenStorage(StandIn):
         self.requests = 0
         outer = self
 
-        class RequestHandler(http.server.BaseHTTPRequestHandler):
+        class RequestHandler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
@@ -1308,16 +1174,14 @@ class BrokenStorage(StandIn):
                 self.wfile.write(b'[{"name": "cut')
                 self.close_connection = True
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
         super().__init__(RequestHandler)
 
 
 def test_broken_body_retried_then_unavailable() -> None:
-    storage = BrokenStorage()
-    api = CredentialsStandIn(f"{storage.url}/v1/AUTH_abc")
-    try:
+    with (
+        BrokenStorage() as storage,
+        CredentialsStandIn(f"{storage.url}/v1/AUTH_abc") as api,
+    ):
         hubic = Hubic(
             "client",
             "secret",
@@ -1328,9 +1192,6 @@ def test_broken_body_retried_then_unavailable() -> None:
         )
         with pytest.raises(HubicServiceUnavailable) as caught:
             hubic.get_container("default")
-    finally:
-        api.stop()
-        storage.stop()
 
     assert storage.requests == 3
     assert "get_container" in str(caught.value)
@@ -1342,8 +1203,7 @@ def test_refused_storage_connection_unavailable() -> None:
     listener.bind(("127.0.0.1", 0))
     closed_port = listener.getsockname()[1]
     listener.close()
-    api = CredentialsStandIn(f"http://127.0.0.1:{closed_port}/v1/AUTH_abc")
-    try:
+    with CredentialsStandIn(f"http://127.0.0.1:{closed_port}/v1/AUTH_abc") as api:
         hubic = Hubic(
             "client",
             "secret",
@@ -1354,8 +1214,6 @@ def test_refused_storage_connection_unavailable() -> None:
         )
         with pytest.raises(HubicServiceUnavailable) as caught:
             hubic.head_account()
-    finally:
-        api.stop()
 
     assert "head_account" in str(caught.value)
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
@@ -1374,12 +1232,7 @@ def test_token_store_saves_and_restores(hubic_server: Any, tmp_path: Any) -> Non
     logins = hubic_server.request_count("/oauth/")
     fetches = hubic_server.request_count("/1.0/account/credentials")
 
-    second = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        api_url=hubic_server.api_url,
-        token_store=path,
-    )
+    second = hubic_without_login(hubic_server, token_store=path)
     second.get_account()
 
     assert mode == 0o600
@@ -1439,12 +1292,7 @@ def test_expired_stored_tokens_renewed(hubic_server: Any, tmp_path: Any) -> None
     record["storage_token_expires"] = "2000-01-01T00:00:00+01:00"
     path.write_text(json.dumps(record))
 
-    hubic = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        api_url=hubic_server.api_url,
-        token_store=path,
-    )
+    hubic = hubic_without_login(hubic_server, token_store=path)
 
     assert hubic.access_token is None
     assert hubic.os_auth_token is None
@@ -1467,7 +1315,7 @@ class ProxyRecorder(StandIn):
         self.request_lines: list[str] = []
         outer = self
 
-        class RequestHandler(http.server.BaseHTTPRequestHandler):
+        class RequestHandler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_HEAD(self) -> None:
@@ -1476,17 +1324,13 @@ class ProxyRecorder(StandIn):
                 self.send_header("X-Answered-By", "proxy")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
         super().__init__(RequestHandler)
 
 
 @pytest.fixture
 def proxy_recorder() -> Iterator[ProxyRecorder]:
-    recorder = ProxyRecorder()
-    yield recorder
-    recorder.stop()
+    with ProxyRecorder() as recorder:
+        yield recorder
 
 
 def test_storage_calls_use_proxy_from_environment(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -21,6 +20,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+from helpers import (
+    FAST_RETRIES,
+    QuietHandler,
+    RecordingClock,
+    StandIn,
+    hubic_without_login,
+    make_hubic,
+)
 
 from lhubic import (
     Hubic,
@@ -41,24 +48,6 @@ from lhubic.oauth import (
     scope_allows,
 )
 from lhubic.server.faults import Faults
-
-FAST_RETRIES = {"starting_backoff": 0.01, "max_backoff": 0.05}
-
-
-def make_hubic(server: Any, **options: Any) -> Hubic:
-    settings: dict[str, Any] = {
-        "client_id": server.app.client_id,
-        "client_secret": server.app.client_secret,
-        "username": server.user.login,
-        "password": server.user.password,
-        "api_url": server.api_url,
-        "redirect_uri": server.app.redirect_uri,
-        "scope": server.scope,
-        **FAST_RETRIES,
-    }
-    settings.update(options)
-    return Hubic(**settings)
-
 
 # Scope parsing and retry arithmetic.
 
@@ -123,15 +112,6 @@ def test_retry_delay_uses_retry_after() -> None:
     policy = RetryPolicy(initial_backoff=1.0, max_backoff=4.0)
 
     assert policy.delay(0, 9.0) == 9.0
-
-
-class RecordingClock(Clock):
-    def __init__(self) -> None:
-        super().__init__()
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
 
 
 def test_retry_run_stops_after_budget() -> None:
@@ -239,13 +219,7 @@ def test_refresh_token_login(hubic_server: Any) -> None:
     first.os_auth()
     auth_pages = hubic_server.request_count("/oauth/auth")
 
-    second = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        refresh_token=first.refresh_token,
-        api_url=hubic_server.api_url,
-        **FAST_RETRIES,
-    )
+    second = hubic_without_login(hubic_server, refresh_token=first.refresh_token)
     second.os_auth()
 
     assert second.os_auth_token
@@ -258,13 +232,7 @@ def test_refresh_keeps_saved_refresh_token(hubic_server: Any) -> None:
     first.os_auth()
     saved = first.refresh_token
 
-    second = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        refresh_token=saved,
-        api_url=hubic_server.api_url,
-        **FAST_RETRIES,
-    )
+    second = hubic_without_login(hubic_server, refresh_token=saved)
     second.os_auth()
 
     assert second.refresh_token == saved
@@ -292,14 +260,8 @@ def test_wrong_password_not_retried(hubic_server: Any) -> None:
 
 
 def test_unknown_client_rejected(hubic_server: Any) -> None:
-    hubic = Hubic(
-        "api_hubic_unknown",
-        "secret",
-        hubic_server.user.login,
-        hubic_server.user.password,
-        api_url=hubic_server.api_url,
-        redirect_uri=hubic_server.app.redirect_uri,
-        **FAST_RETRIES,
+    hubic = make_hubic(
+        hubic_server, client_id="api_hubic_unknown", client_secret="secret"
     )
 
     with pytest.raises(HubicClientRejected) as caught:
@@ -333,15 +295,7 @@ def test_api_url_without_service_names_setting(hubic_server: Any) -> None:
 
 
 def test_wrong_client_secret_rejected(hubic_server: Any) -> None:
-    hubic = Hubic(
-        hubic_server.app.client_id,
-        "not-the-secret",
-        hubic_server.user.login,
-        hubic_server.user.password,
-        api_url=hubic_server.api_url,
-        redirect_uri=hubic_server.app.redirect_uri,
-        **FAST_RETRIES,
-    )
+    hubic = make_hubic(hubic_server, client_secret="not-the-secret")
 
     with pytest.raises(HubicClientRejected) as caught:
         hubic.os_auth()
@@ -365,10 +319,28 @@ def test_scope_without_credentials_insufficient(hubic_server: Any) -> None:
 # Service hiccups, switched on through the fault switches.
 
 
-def test_auth_rate_limit_retried(hubic_server: Any, hubic_faults: Faults) -> None:
-    hubic_faults.auth_rate_limited(2)
+# Each case is a fault switch and the number of requests that it makes fail.
+# The login succeeds after that many retries.
+@pytest.mark.parametrize(
+    ("switch", "count"),
+    [
+        ("auth_rate_limited", 2),
+        ("token_empty_body", 2),
+        ("token_server_error", 1),
+        ("auth_server_error", 1),
+        ("auth_post_no_location", 3),
+    ],
+)
+def test_login_hiccup_retried(
+    hubic_server: Any, hubic_faults: Faults, switch: str, count: int
+) -> None:
+    getattr(hubic_faults, switch)(count)
 
-    make_hubic(hubic_server).os_auth()
+    hubic = make_hubic(hubic_server)
+    hubic.os_auth()
+
+    assert hubic.access_token
+    assert hubic.refresh_token
 
 
 def test_token_rate_limit_honours_retry_after(
@@ -381,36 +353,6 @@ def test_token_rate_limit_honours_retry_after(
     hubic.os_auth()
 
     assert time.monotonic() - started >= 1.0
-
-
-def test_token_empty_body_retried(hubic_server: Any, hubic_faults: Faults) -> None:
-    hubic_faults.token_empty_body(2)
-
-    hubic = make_hubic(hubic_server)
-    hubic.os_auth()
-
-    assert hubic.access_token
-
-
-def test_token_server_error_retried(hubic_server: Any, hubic_faults: Faults) -> None:
-    hubic_faults.token_server_error(1)
-
-    make_hubic(hubic_server).os_auth()
-
-
-def test_auth_server_error_retried(hubic_server: Any, hubic_faults: Faults) -> None:
-    hubic_faults.auth_server_error(1)
-
-    make_hubic(hubic_server).os_auth()
-
-
-def test_post_without_location_retried(hubic_server: Any, hubic_faults: Faults) -> None:
-    hubic_faults.auth_post_no_location(3)
-
-    hubic = make_hubic(hubic_server)
-    hubic.os_auth()
-
-    assert hubic.refresh_token
 
 
 def test_credentials_html_retried(hubic_server: Any, hubic_faults: Faults) -> None:
@@ -452,26 +394,21 @@ def test_long_retry_after_fails_fast(hubic_server: Any, hubic_faults: Faults) ->
     assert "3600 s" in str(caught.value)
 
 
-def test_no_location_past_budget(hubic_server: Any, hubic_faults: Faults) -> None:
-    hubic_faults.auth_post_no_location(50)
+@pytest.mark.parametrize(
+    ("switch", "fragment"),
+    [("auth_post_no_location", "without a redirect"), ("token_empty_body", "empty")],
+)
+def test_login_hiccup_past_budget(
+    hubic_server: Any, hubic_faults: Faults, switch: str, fragment: str
+) -> None:
+    getattr(hubic_faults, switch)(50)
     hubic = make_hubic(hubic_server, retries=1)
 
     with pytest.raises(HubicServiceUnavailable) as caught:
         hubic.os_auth()
 
     assert not isinstance(caught.value, HubicRateLimited)
-    assert "without a redirect" in str(caught.value)
-    assert hubic.access_token is None
-
-
-def test_empty_token_body_past_budget(hubic_server: Any, hubic_faults: Faults) -> None:
-    hubic_faults.token_empty_body(50)
-    hubic = make_hubic(hubic_server, retries=1)
-
-    with pytest.raises(HubicServiceUnavailable) as caught:
-        hubic.os_auth()
-
-    assert "empty" in str(caught.value)
+    assert fragment in str(caught.value)
     assert hubic.access_token is None
 
 
@@ -480,35 +417,17 @@ def test_empty_token_body_past_budget(hubic_server: Any, hubic_faults: Faults) -
 Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
 
 
-class StandIn:
-    """A throwaway HTTP server on 127.0.0.1 whose GET and POST call ``handle``."""
+def _stand_in(handle: Handler) -> StandIn:
+    """Start a stand-in whose GET and POST requests call ``handle``."""
 
-    def __init__(self, handle: Handler) -> None:
-        outer = self
+    class RequestHandler(QuietHandler):
+        def do_GET(self) -> None:
+            handle(self)
 
-        class RequestHandler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.handle(self)
+        def do_POST(self) -> None:
+            handle(self)
 
-            def do_POST(self) -> None:
-                outer.handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.handle = handle
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+    return StandIn(RequestHandler)
 
 
 def _login_page_or_redirect(
@@ -549,9 +468,8 @@ def refusing_service() -> Iterator[StandIn]:
         }
         return f"{query['redirect_uri'][0]}?{urlencode(fields)}"
 
-    stand_in = StandIn(_login_page_or_redirect(refuse))
-    yield stand_in
-    stand_in.stop()
+    with _stand_in(_login_page_or_redirect(refuse)) as stand_in:
+        yield stand_in
 
 
 @pytest.fixture
@@ -560,9 +478,8 @@ def foreign_state_service() -> Iterator[StandIn]:
         fields = {"code": "abc", "scope": "credentials.r", "state": "someone-else"}
         return f"{query['redirect_uri'][0]}?{urlencode(fields)}"
 
-    stand_in = StandIn(_login_page_or_redirect(foreign_state))
-    yield stand_in
-    stand_in.stop()
+    with _stand_in(_login_page_or_redirect(foreign_state)) as stand_in:
+        yield stand_in
 
 
 def _stand_in_hubic(url: str, **options: Any) -> Hubic:

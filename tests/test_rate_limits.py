@@ -10,19 +10,18 @@ without waiting for it.
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import swiftclient.client
+from helpers import RecordingClock, make_hubic, port_of, run_in_threads
 from swiftclient.exceptions import ClientException
 from tcp_proxy import FaultProxy
 
 from lhubic import (
-    Clock,
     Hubic,
     HubicError,
     HubicRateLimited,
@@ -31,38 +30,18 @@ from lhubic import (
 from lhubic.server.faults import Faults
 
 
-class RecordingClock(Clock):
-    """A `Clock` whose `sleep` records the delay and returns at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sleeps: list[float] = []
-        self._sleeps_lock = threading.Lock()
-
-    def sleep(self, seconds: float) -> None:
-        with self._sleeps_lock:
-            self.sleeps.append(seconds)
-
-
-def make_hubic(server: Any, **options: Any) -> Hubic:
-    settings: dict[str, Any] = {
-        "client_id": server.app.client_id,
-        "client_secret": server.app.client_secret,
-        "username": server.user.login,
-        "password": server.user.password,
-        "api_url": server.api_url,
-        "redirect_uri": server.app.redirect_uri,
-        "starting_backoff": 0.02,
-        "max_backoff": 0.1,
-    }
-    settings.update(options)
-    return Hubic(**settings)
-
-
 def logged_in(server: Any, **options: Any) -> Hubic:
     hubic = make_hubic(server, **options)
     hubic.os_auth()
     return hubic
+
+
+def assert_capped_backoff(delays: list[float], ceilings: list[float]) -> None:
+    """Check that each delay is its ceiling, the capped exponential value,
+    times a jitter factor in [0.5, 1]."""
+    assert len(delays) == len(ceilings)
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling * 0.5 <= delay <= ceiling
 
 
 def set_rate_limit(
@@ -137,37 +116,38 @@ def test_retry_after_waits_real_time(hubic_server: Any, hubic_faults: Faults) ->
     assert time.monotonic() - started >= 1.0
 
 
-def test_backoff_doubles_up_to_cap(hubic_server: Any, hubic_faults: Faults) -> None:
+def api_backoff_delays(
+    server: Any, faults: Faults, limits: int, max_backoff: float
+) -> list[float]:
+    """Return the delays that a REST call requests when the API rate-limits
+    it ``limits`` times, with a first backoff of 1 s and ``max_backoff``."""
     clock = RecordingClock()
     hubic = logged_in(
-        hubic_server, clock=clock, retries=6, starting_backoff=1.0, max_backoff=4.0
+        server,
+        clock=clock,
+        retries=limits,
+        starting_backoff=1.0,
+        max_backoff=max_backoff,
     )
-    hubic_faults.api_rate_limited(6)
-
+    faults.api_rate_limited(limits)
     hubic.hubic_get("/account/usage")
+    return clock.sleeps
 
-    # Each delay is the capped exponential value times a jitter factor in
-    # [0.5, 1]: 1, 2, 4, 4, 4, 4 seconds at most.
-    ceilings = [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
-    assert len(clock.sleeps) == len(ceilings)
-    for delay, ceiling in zip(clock.sleeps, ceilings, strict=True):
-        assert ceiling * 0.5 <= delay <= ceiling
+
+def test_backoff_doubles_up_to_cap(hubic_server: Any, hubic_faults: Faults) -> None:
+    delays = api_backoff_delays(hubic_server, hubic_faults, 6, max_backoff=4.0)
+
+    assert_capped_backoff(delays, [1.0, 2.0, 4.0, 4.0, 4.0, 4.0])
 
 
 def test_backoff_has_jitter(hubic_server: Any, hubic_faults: Faults) -> None:
-    clock = RecordingClock()
-    hubic = logged_in(
-        hubic_server, clock=clock, retries=8, starting_backoff=1.0, max_backoff=1.0
-    )
-    hubic_faults.api_rate_limited(8)
-
-    hubic.hubic_get("/account/usage")
+    delays = api_backoff_delays(hubic_server, hubic_faults, 8, max_backoff=1.0)
 
     # With the cap equal to the first delay, only jitter can vary the delays.
     # Eight draws from a continuous distribution are all distinct unless the
     # jitter is missing.
-    assert len(clock.sleeps) == 8
-    assert len(set(clock.sleeps)) == 8
+    assert len(delays) == 8
+    assert len(set(delays)) == 8
 
 
 @pytest.mark.parametrize("status", [509, 429])
@@ -245,20 +225,12 @@ def test_threads_share_rate_limited_api(
 ) -> None:
     hubic = logged_in(hubic_server)
     hubic_faults.api_rate_limited(6)
-    errors: list[BaseException] = []
     statuses: list[int] = []
 
-    def call_usage() -> None:
-        try:
-            statuses.append(hubic.hubic_get("/account/usage").status_code)
-        except BaseException as error:  # noqa: BLE001 - reported by the assert below
-            errors.append(error)
+    def call_usage(index: int) -> None:
+        statuses.append(hubic.hubic_get("/account/usage").status_code)
 
-    threads = [threading.Thread(target=call_usage) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    errors = run_in_threads(6, call_usage)
 
     assert errors == []
     assert statuses == [200] * 6
@@ -302,92 +274,82 @@ def test_storage_503_past_retries_raises(
 STORAGE_RATE_LIMITS = [429, 498, 509]
 
 
+@dataclasses.dataclass
+class StorageLimits:
+    """The fault proxy that the service hands out as the storage endpoint,
+    and the delays that Hubic's retry policy and python-swiftclient's own
+    retry loop requested instead of sleeping."""
+
+    server: Any
+    proxy: FaultProxy
+    clock: RecordingClock
+    swiftclient_sleeps: list[float]
+
+    def logged_in(self, **options: Any) -> Hubic:
+        hubic = logged_in(self.server, clock=self.clock, **options)
+        assert hubic.url is not None
+        assert hubic.url.startswith(self.server.public_storage_url)
+        return hubic
+
+    def delays(self) -> list[float]:
+        return self.swiftclient_sleeps + self.clock.sleeps
+
+
 @pytest.fixture
-def storage_proxy(hubic_server: Any) -> Iterator[FaultProxy]:
-    swift_port = urlsplit(hubic_server.swift_url).port
-    assert swift_port is not None
-    with FaultProxy(swift_port) as proxy:
+def storage(
+    hubic_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[StorageLimits]:
+    swiftclient_sleeps: list[float] = []
+    monkeypatch.setattr(swiftclient.client, "sleep", swiftclient_sleeps.append)
+    with FaultProxy(port_of(hubic_server.swift_url)) as proxy:
         hubic_server.public_storage_url = proxy.url
         try:
-            yield proxy
+            yield StorageLimits(
+                hubic_server, proxy, RecordingClock(), swiftclient_sleeps
+            )
         finally:
             hubic_server.public_storage_url = None
 
 
-@pytest.fixture
-def storage_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the delays of python-swiftclient's own retry loop, without
-    sleeping."""
-    delays: list[float] = []
-    monkeypatch.setattr(swiftclient.client, "sleep", delays.append)
-    return delays
-
-
-def _storage_hubic(server: Any, clock: Clock, **options: Any) -> Hubic:
-    hubic = logged_in(server, clock=clock, **options)
-    assert hubic.url is not None
-    assert hubic.url.startswith(server.public_storage_url)
-    return hubic
-
-
 @pytest.mark.parametrize("status", STORAGE_RATE_LIMITS)
-def test_storage_rate_limit_retried(
-    hubic_server: Any,
-    storage_proxy: FaultProxy,
-    storage_sleeps: list[float],
-    status: int,
-) -> None:
-    clock = RecordingClock()
-    hubic = _storage_hubic(hubic_server, clock, retries=3)
+def test_storage_rate_limit_retried(storage: StorageLimits, status: int) -> None:
+    hubic = storage.logged_in(retries=3)
     name = f"rate-limits/storage-{status}.txt"
     hubic.put_object("default", name, b"first")
-    storage_proxy.intercept_requests(2, status=status)
+    storage.proxy.intercept_requests(2, status=status)
 
     hubic.put_object("default", name, b"second")
     _, body = hubic.get_object("default", name)
 
     assert body == b"second"
-    assert storage_proxy.stats().requests_intercepted == 2
-    assert len(storage_sleeps + clock.sleeps) == 2
+    assert storage.proxy.stats().requests_intercepted == 2
+    assert len(storage.delays()) == 2
 
 
-def test_storage_backoff_doubles_up_to_cap(
-    hubic_server: Any, storage_proxy: FaultProxy, storage_sleeps: list[float]
-) -> None:
-    clock = RecordingClock()
-    hubic = _storage_hubic(
-        hubic_server, clock, retries=5, starting_backoff=1.0, max_backoff=4.0
-    )
-    storage_proxy.intercept_requests(5, status=429)
+def test_storage_backoff_doubles_up_to_cap(storage: StorageLimits) -> None:
+    hubic = storage.logged_in(retries=5, starting_backoff=1.0, max_backoff=4.0)
+    storage.proxy.intercept_requests(5, status=429)
 
     hubic.head_account()
 
-    ceilings = [1.0, 2.0, 4.0, 4.0, 4.0]
-    delays = storage_sleeps + clock.sleeps
-    assert len(delays) == len(ceilings)
-    for delay, ceiling in zip(delays, ceilings, strict=True):
-        assert ceiling * 0.5 <= delay <= ceiling
+    assert_capped_backoff(storage.delays(), [1.0, 2.0, 4.0, 4.0, 4.0])
 
 
 @pytest.mark.parametrize("status", STORAGE_RATE_LIMITS)
 def test_storage_rate_limit_past_budget_raises(
-    hubic_server: Any,
-    storage_proxy: FaultProxy,
-    storage_sleeps: list[float],
-    status: int,
+    storage: StorageLimits, status: int
 ) -> None:
-    clock = RecordingClock()
-    hubic = _storage_hubic(hubic_server, clock, retries=2)
+    hubic = storage.logged_in(retries=2)
     name = f"rate-limits/storage-kept-{status}.txt"
     hubic.put_object("default", name, b"kept")
-    storage_proxy.intercept_requests(50, status=status)
+    storage.proxy.intercept_requests(50, status=status)
 
     with pytest.raises((ClientException, HubicError)) as caught:
         hubic.put_object("default", name, b"replacement")
-    storage_proxy.clear_faults()
+    storage.proxy.clear_faults()
     _, body = hubic.get_object("default", name)
 
-    assert storage_proxy.stats().requests_intercepted == 3
+    assert storage.proxy.stats().requests_intercepted == 3
     assert str(status) in str(caught.value)
     assert body == b"kept"
 
@@ -396,40 +358,28 @@ def test_storage_rate_limit_past_budget_raises(
 # calls: jitter, Retry-After, and HubicRateLimited past the retries.
 
 
-def test_storage_backoff_has_jitter(
-    hubic_server: Any, storage_proxy: FaultProxy, storage_sleeps: list[float]
-) -> None:
-    clock = RecordingClock()
-    hubic = _storage_hubic(
-        hubic_server, clock, retries=6, starting_backoff=1.0, max_backoff=1.0
-    )
-    storage_proxy.intercept_requests(6, status=509)
+def test_storage_backoff_has_jitter(storage: StorageLimits) -> None:
+    hubic = storage.logged_in(retries=6, starting_backoff=1.0, max_backoff=1.0)
+    storage.proxy.intercept_requests(6, status=509)
 
     hubic.head_account()
 
-    delays = storage_sleeps + clock.sleeps
-    assert len(delays) == 6
-    assert len(set(delays)) == 6
+    assert len(storage.delays()) == 6
+    assert len(set(storage.delays())) == 6
 
 
-def test_storage_retry_after_sets_delay(
-    hubic_server: Any, storage_proxy: FaultProxy, storage_sleeps: list[float]
-) -> None:
-    clock = RecordingClock()
-    hubic = _storage_hubic(hubic_server, clock, retries=3)
-    storage_proxy.intercept_requests(2, status=429, headers={"Retry-After": "7"})
+def test_storage_retry_after_sets_delay(storage: StorageLimits) -> None:
+    hubic = storage.logged_in(retries=3)
+    storage.proxy.intercept_requests(2, status=429, headers={"Retry-After": "7"})
 
     hubic.head_account()
 
-    assert storage_sleeps + clock.sleeps == [7, 7]
+    assert storage.delays() == [7, 7]
 
 
-def test_storage_past_budget_says_what_to_wait_for(
-    hubic_server: Any, storage_proxy: FaultProxy, storage_sleeps: list[float]
-) -> None:
-    clock = RecordingClock()
-    hubic = _storage_hubic(hubic_server, clock, retries=2)
-    storage_proxy.intercept_requests(50, status=429, headers={"Retry-After": "45"})
+def test_storage_past_budget_says_what_to_wait_for(storage: StorageLimits) -> None:
+    hubic = storage.logged_in(retries=2)
+    storage.proxy.intercept_requests(50, status=429, headers={"Retry-After": "45"})
 
     with pytest.raises((ClientException, HubicError)) as caught:
         hubic.head_account()

@@ -7,16 +7,19 @@ stand in for an API that redirects and for the host it redirects to.
 
 from __future__ import annotations
 
-import http.server
-import json
 import logging
-import secrets
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import (
+    QuietHandler,
+    StandIn,
+    hubic_without_login,
+    make_hubic,
+    new_user,
+)
 
 from lhubic import (
     Hubic,
@@ -31,41 +34,6 @@ from lhubic import (
 )
 from lhubic.security import GuardedStorageSession
 from lhubic.server.faults import Faults
-
-FAST_RETRIES = {"starting_backoff": 0.02, "max_backoff": 0.1}
-
-
-def new_user(server: Any) -> tuple[str, str]:
-    """Register a user of one test and return its login and password."""
-    login = f"rest-{secrets.token_hex(6)}@example.com"
-    password = f"pw {secrets.token_urlsafe(8)}"
-    server.add_user(login, password)
-    return login, password
-
-
-def make_hubic(server: Any, **options: Any) -> Hubic:
-    settings: dict[str, Any] = {
-        "client_id": server.app.client_id,
-        "client_secret": server.app.client_secret,
-        "username": server.user.login,
-        "password": server.user.password,
-        "api_url": server.api_url,
-        "redirect_uri": server.app.redirect_uri,
-        "scope": server.scope,
-        **FAST_RETRIES,
-    }
-    settings.update(options)
-    return Hubic(**settings)
-
-
-def refresh_only_hubic(server: Any, refresh_token: str | None) -> Hubic:
-    return Hubic(
-        server.app.client_id,
-        server.app.client_secret,
-        refresh_token=refresh_token,
-        api_url=server.api_url,
-        **FAST_RETRIES,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +72,7 @@ def test_credentials_like_original(shared_hubic: Hubic) -> None:
 
 
 def test_links_post_list_delete(hubic_server: Any) -> None:
-    login, password = new_user(hubic_server)
+    login, password = new_user(hubic_server, "rest")
     hubic = make_hubic(hubic_server, username=login, password=password)
     hubic.put_object("default", "shared/report.txt", b"quarterly figures")
     link = {
@@ -157,22 +125,13 @@ def test_bad_path_rejected_before_sending(
     assert hubic_server.request_count("/") == before
 
 
-@pytest.mark.parametrize("data", [5, object(), ["comment=x"], [("a", "b", "c")]])
-def test_bad_post_data_rejected(
-    hubic_server: Any, shared_hubic: Hubic, data: Any
-) -> None:
-    before = hubic_server.request_count("/")
-
-    with pytest.raises(HubicInputError) as caught:
-        shared_hubic.hubic_post("/account/links", data)
-
-    assert "data must be" in str(caught.value)
-    assert hubic_server.request_count("/") == before
-
-
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
+        (5, "data must be"),
+        (object(), "data must be"),
+        (["comment=x"], "data must be"),
+        ([("a", "b", "c")], "data must be"),
         ({"comment": None}, "form field 'comment' has the value None"),
         ({"ttl": True}, "form field 'ttl' has the value True"),
         ({"uri": ["/a", object()]}, "form field 'uri' has the value <object"),
@@ -181,7 +140,7 @@ def test_bad_post_data_rejected(
         ([(5, "x")], "form field name 5 must be"),
     ],
 )
-def test_bad_post_field_rejected(
+def test_bad_post_data_rejected(
     hubic_server: Any, shared_hubic: Hubic, data: Any, fragment: str
 ) -> None:
     before = hubic_server.request_count("/")
@@ -205,7 +164,7 @@ def test_unknown_path_access_failure(shared_hubic: Hubic) -> None:
 
 
 def test_missing_arguments_access_failure(hubic_server: Any) -> None:
-    login, password = new_user(hubic_server)
+    login, password = new_user(hubic_server, "rest")
     hubic = make_hubic(hubic_server, username=login, password=password)
 
     with pytest.raises(HubicAccessFailure) as caught:
@@ -229,41 +188,43 @@ def test_scope_missing_entry_point(hubic_server: Any) -> None:
 # Expired and revoked tokens.
 
 
-def test_expired_access_token_refreshed_once(hubic_server: Any) -> None:
-    login, password = new_user(hubic_server)
+# An expired access token costs one refresh at /oauth/token. Revoked tokens
+# cost a new password login, which gets the form page and posts the form at
+# /oauth/auth.
+@pytest.mark.parametrize(
+    ("invalidate", "login_path", "login_requests", "replaced_token"),
+    [
+        ("expire_access_tokens", "/oauth/token", 1, "access_token"),
+        ("revoke_tokens", "/oauth/auth", 2, "refresh_token"),
+    ],
+    ids=["expired-access-refreshed-once", "revoked-logs-in-again"],
+)
+def test_invalid_token_renewed(
+    hubic_server: Any,
+    invalidate: str,
+    login_path: str,
+    login_requests: int,
+    replaced_token: str,
+) -> None:
+    login, password = new_user(hubic_server, "rest")
     hubic = make_hubic(hubic_server, username=login, password=password)
     hubic.hubic_get("/account")
-    old_access = hubic.access_token
-    before = hubic_server.request_count("/oauth/token")
+    old_token = getattr(hubic, replaced_token)
+    before = hubic_server.request_count(login_path)
 
-    hubic_server.expire_access_tokens(login)
+    getattr(hubic_server, invalidate)(login)
     response = hubic.hubic_get("/account")
 
     assert response.json()["email"] == login
-    assert hubic_server.request_count("/oauth/token") == before + 1
-    assert hubic.access_token != old_access
-
-
-def test_revoked_with_password_logs_in_again(hubic_server: Any) -> None:
-    login, password = new_user(hubic_server)
-    hubic = make_hubic(hubic_server, username=login, password=password)
-    hubic.hubic_get("/account")
-    old_refresh = hubic.refresh_token
-    forms = hubic_server.request_count("/oauth/auth")
-
-    hubic_server.revoke_tokens(login)
-    response = hubic.hubic_get("/account")
-
-    assert response.json()["email"] == login
-    assert hubic_server.request_count("/oauth/auth") == forms + 2
-    assert hubic.refresh_token != old_refresh
+    assert hubic_server.request_count(login_path) == before + login_requests
+    assert getattr(hubic, replaced_token) != old_token
 
 
 def test_revoked_without_password_raises(hubic_server: Any) -> None:
-    login, password = new_user(hubic_server)
+    login, password = new_user(hubic_server, "rest")
     first = make_hubic(hubic_server, username=login, password=password)
     first.hubic_get("/account")
-    hubic = refresh_only_hubic(hubic_server, first.refresh_token)
+    hubic = hubic_without_login(hubic_server, refresh_token=first.refresh_token)
     hubic.hubic_get("/account")
 
     hubic_server.revoke_tokens(login)
@@ -276,12 +237,12 @@ def test_revoked_without_password_raises(hubic_server: Any) -> None:
 
 
 def test_revoked_refresh_token_raises(hubic_server: Any) -> None:
-    login, password = new_user(hubic_server)
+    login, password = new_user(hubic_server, "rest")
     first = make_hubic(hubic_server, username=login, password=password)
     first.hubic_get("/account")
 
     hubic_server.revoke_tokens(login)
-    hubic = refresh_only_hubic(hubic_server, first.refresh_token)
+    hubic = hubic_without_login(hubic_server, refresh_token=first.refresh_token)
     with pytest.raises(HubicTokenFailure) as caught:
         hubic.hubic_get("/account")
 
@@ -291,7 +252,7 @@ def test_revoked_refresh_token_raises(hubic_server: Any) -> None:
 
 
 def test_revoked_refresh_token_uses_password(hubic_server: Any) -> None:
-    login, password = new_user(hubic_server)
+    login, password = new_user(hubic_server, "rest")
     first = make_hubic(hubic_server, username=login, password=password)
     first.hubic_get("/account")
     hubic_server.revoke_tokens(login)
@@ -349,7 +310,7 @@ def test_rate_limit_past_budget(hubic_server: Any, hubic_faults: Faults) -> None
 # A timeout and redirects, through stand-ins on 127.0.0.1.
 
 
-class RecordingServer:
+class RecordingServer(StandIn):
     """An HTTP server on 127.0.0.1 that records request headers.
 
     With ``redirect_to`` set, every ``/1.0/`` GET is redirected there; token
@@ -361,7 +322,7 @@ class RecordingServer:
         self.headers: list[dict[str, str]] = []
         outer = self
 
-        class RequestHandler(http.server.BaseHTTPRequestHandler):
+        class RequestHandler(QuietHandler):
             def do_GET(self) -> None:
                 outer.headers.append(dict(self.headers))
                 time.sleep(get_delay)
@@ -371,67 +332,32 @@ class RecordingServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                self._send_json({"reached": self.path})
+                self.send_json({"reached": self.path})
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                self.rfile.read(length)
-                self._send_json({"access_token": "a-token", "expires_in": 3600})
+                self.read_body()
+                self.send_json({"access_token": "a-token", "expires_in": 3600})
 
-            def _send_json(self, payload: dict[str, Any]) -> None:
-                body = json.dumps(payload).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # The client timed out while get_delay passed.
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().__init__(RequestHandler)
 
 
 @pytest.fixture
 def other_host() -> Iterator[RecordingServer]:
-    server = RecordingServer()
-    yield server
-    server.stop()
+    with RecordingServer() as server:
+        yield server
 
 
-def _redirecting_api(target: str) -> RecordingServer:
-    return RecordingServer(redirect_to=target)
+def _refresh_only_client(api: RecordingServer, **options: Any) -> Hubic:
+    return Hubic("client", "secret", refresh_token="r", api_url=api.url, **options)
 
 
 def test_redirect_to_other_host_drops_authorization(
     other_host: RecordingServer,
 ) -> None:
     # "localhost" and "127.0.0.1" name the same machine but are different hosts.
-    api = _redirecting_api(f"http://localhost:{other_host.port}/elsewhere")
-    try:
-        hubic = Hubic(
-            "client",
-            "secret",
-            refresh_token="r",
-            api_url=f"http://127.0.0.1:{api.port}",
-        )
-        response = hubic.hubic_get("/account")
-    finally:
-        api.stop()
+    target = f"http://localhost:{other_host.port}/elsewhere"
+    with RecordingServer(redirect_to=target) as api:
+        response = _refresh_only_client(api).hubic_get("/account")
 
     assert response.json() == {"reached": "/elsewhere"}
     assert "Authorization" in api.headers[0]
@@ -439,52 +365,35 @@ def test_redirect_to_other_host_drops_authorization(
 
 
 def test_redirect_same_origin_keeps_authorization() -> None:
-    api = _redirecting_api("/same-host")
-    try:
-        hubic = Hubic(
-            "client",
-            "secret",
-            refresh_token="r",
-            api_url=f"http://127.0.0.1:{api.port}",
-        )
-        hubic.hubic_get("/account")
-    finally:
-        api.stop()
+    with RecordingServer(redirect_to="/same-host") as api:
+        _refresh_only_client(api).hubic_get("/account")
 
     assert len(api.headers) == 2
     assert api.headers[1]["Authorization"] == "Bearer a-token"
 
 
 def test_redirect_to_plain_http_host_rejected() -> None:
-    api = _redirecting_api("http://elsewhere.example/collect")
-    try:
-        hubic = Hubic(
-            "client",
-            "secret",
-            refresh_token="r",
-            api_url=f"http://127.0.0.1:{api.port}",
-        )
+    with RecordingServer(redirect_to="http://elsewhere.example/collect") as api:
+        hubic = _refresh_only_client(api)
         with pytest.raises(HubicInsecureURL) as caught:
             hubic.hubic_get("/account")
-    finally:
-        api.stop()
 
     assert "elsewhere.example" in str(caught.value)
     assert "redirect" in str(caught.value)
 
 
 def test_storage_redirect_drops_token_header(other_host: RecordingServer) -> None:
-    api = _redirecting_api(f"http://localhost:{other_host.port}/elsewhere")
+    target = f"http://localhost:{other_host.port}/elsewhere"
     session = GuardedStorageSession(logging.getLogger("lhubic.connection"))
-    try:
-        session.get(
-            f"http://127.0.0.1:{api.port}/1.0/object",
-            headers={"X-Auth-Token": "storage-token", "X-Storage-Token": "t"},
-            timeout=5,
-        )
-    finally:
-        session.close()
-        api.stop()
+    with RecordingServer(redirect_to=target) as api:
+        try:
+            session.get(
+                f"{api.url}/1.0/object",
+                headers={"X-Auth-Token": "storage-token", "X-Storage-Token": "t"},
+                timeout=5,
+            )
+        finally:
+            session.close()
 
     assert api.headers[0]["X-Auth-Token"] == "storage-token"
     assert "X-Auth-Token" not in other_host.headers[0]
@@ -492,22 +401,12 @@ def test_storage_redirect_drops_token_header(other_host: RecordingServer) -> Non
 
 
 def test_timeout_applies_to_rest_call() -> None:
-    slow_api = RecordingServer(get_delay=1.0)
-    hubic = Hubic(
-        "client",
-        "secret",
-        refresh_token="saved",
-        api_url=f"http://127.0.0.1:{slow_api.port}",
-        timeout=0.3,
-        retries=0,
-    )
-    started = time.monotonic()
-    try:
+    with RecordingServer(get_delay=1.0) as slow_api:
+        hubic = _refresh_only_client(slow_api, timeout=0.3, retries=0)
+        started = time.monotonic()
         with pytest.raises(HubicServiceUnavailable) as caught:
             hubic.hubic_get("/account")
         elapsed = time.monotonic() - started
-    finally:
-        slow_api.stop()
 
     assert elapsed < 0.9
     assert "GET /1.0/account" in str(caught.value)

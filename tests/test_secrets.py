@@ -14,15 +14,14 @@ token endpoint are tested here.
 
 from __future__ import annotations
 
-import http.server
 import logging
 import pathlib
 import secrets
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import QuietHandler, StandIn, make_hubic, new_user
 
 from lhubic import (
     Hubic,
@@ -39,7 +38,6 @@ from lhubic.security import SecretFilter, install_secret_filter, redact_text
 from lhubic.server.faults import Faults
 from lhubic.store import FileTokenStore
 
-FAST_RETRIES: dict[str, Any] = {"starting_backoff": 0.02, "max_backoff": 0.1}
 PREFIX_LENGTH = 12
 
 
@@ -74,24 +72,12 @@ def test_whole_session_leaks_nothing(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     collected = SecretCollector()
-    login = f"secrets-{secrets.token_hex(6)}@example.com"
-    password = f"pass {secrets.token_urlsafe(12)} ü&%+"
-    hubic_server.add_user(login, password)
+    login, password = new_user(hubic_server, "secrets")
     collected.secrets.update({password, hubic_server.app.client_secret})
 
     def make(**options: Any) -> Hubic:
-        settings: dict[str, Any] = {
-            "client_id": hubic_server.app.client_id,
-            "client_secret": hubic_server.app.client_secret,
-            "username": login,
-            "password": password,
-            "api_url": hubic_server.api_url,
-            "redirect_uri": hubic_server.app.redirect_uri,
-            "scope": hubic_server.scope,
-            **FAST_RETRIES,
-        }
-        settings.update(options)
-        return Hubic(**settings)
+        settings = {"username": login, "password": password, **options}
+        return make_hubic(hubic_server, **settings)
 
     # A password login, then storage and REST calls, with tokens saved.
     store_path = tmp_path / "tokens.json"
@@ -200,7 +186,7 @@ def test_whole_session_leaks_nothing(
             assert secret[:PREFIX_LENGTH] not in text
 
 
-class _RedirectingTokenEndpoint:
+class _RedirectingTokenEndpoint(StandIn):
     """An HTTP server on 127.0.0.1 that records each request and, with
     ``location`` set, responds 307 to it."""
 
@@ -208,10 +194,9 @@ class _RedirectingTokenEndpoint:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         outer = self
 
-        class RequestHandler(http.server.BaseHTTPRequestHandler):
+        class RequestHandler(QuietHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
+                body = self.read_body()
                 outer.requests.append((self.path, dict(self.headers), body))
                 self.send_response(307 if location else 404)
                 if location:
@@ -219,103 +204,64 @@ class _RedirectingTokenEndpoint:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().__init__(RequestHandler)
 
 
 @pytest.fixture
 def other_host() -> Iterator[_RedirectingTokenEndpoint]:
-    server = _RedirectingTokenEndpoint()
-    yield server
-    server.stop()
+    with _RedirectingTokenEndpoint() as server:
+        yield server
 
 
+@pytest.mark.parametrize(
+    "with_password", [False, True], ids=["refresh-only", "password"]
+)
 def test_token_redirect_not_followed(
-    other_host: _RedirectingTokenEndpoint, caplog: pytest.LogCaptureFixture
+    other_host: _RedirectingTokenEndpoint,
+    caplog: pytest.LogCaptureFixture,
+    with_password: bool,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     client_secret = secrets.token_urlsafe(18)
     refresh_token = secrets.token_urlsafe(24)
+    username = "user@example.com" if with_password else None
+    password = secrets.token_urlsafe(12) if with_password else None
     # "localhost" and "127.0.0.1" name the same machine but are different hosts.
-    api = _RedirectingTokenEndpoint(f"http://localhost:{other_host.port}/collect")
-    try:
+    target = f"http://localhost:{other_host.port}/collect"
+    with _RedirectingTokenEndpoint(target) as api:
         hubic = Hubic(
             "api_hubic_redirect",
             client_secret,
+            username,
+            password,
             refresh_token=refresh_token,
-            api_url=f"http://127.0.0.1:{api.port}",
+            api_url=api.url,
             retries=0,
         )
         with pytest.raises(HubicTokenFailure) as caught:
             hubic.hubic_get("/account")
-    finally:
-        api.stop()
 
+    # The stub records only POSTs and responds 501 to a GET, so a password
+    # login after the redirect (a GET of /oauth/auth/ first) would end in
+    # another error.
     assert [path for path, _, _ in api.requests] == ["/oauth/token/"]
     assert other_host.requests == []
+    assert caught.value.status == 307
     assert "HTTP 307" in str(caught.value)
     assert "redirected" in str(caught.value)
     assert "check that api_url" in str(caught.value)
     assert "log in again" not in str(caught.value)
-    for secret in (client_secret, refresh_token):
-        assert secret not in str(caught.value)
-        assert secret not in caplog.text
-
-
-def test_token_redirect_skips_password_login(
-    other_host: _RedirectingTokenEndpoint,
-) -> None:
-    api = _RedirectingTokenEndpoint(f"http://localhost:{other_host.port}/collect")
-    try:
-        hubic = Hubic(
-            "api_hubic_redirect",
-            secrets.token_urlsafe(18),
-            "user@example.com",
-            secrets.token_urlsafe(12),
-            refresh_token=secrets.token_urlsafe(24),
-            api_url=f"http://127.0.0.1:{api.port}",
-            retries=0,
-        )
-        with pytest.raises(HubicTokenFailure) as caught:
-            hubic.hubic_get("/account")
-    finally:
-        api.stop()
-
-    # The stub records only POSTs and responds 501 to a GET, so a password
-    # login (a GET of /oauth/auth/ first) would end in another error.
-    assert [path for path, _, _ in api.requests] == ["/oauth/token/"]
-    assert other_host.requests == []
-    assert caught.value.status == 307
-    assert "redirected" in str(caught.value)
-    assert "check that api_url" in str(caught.value)
+    for secret in (client_secret, refresh_token, password):
+        if secret is not None:
+            assert secret not in str(caught.value)
+            assert secret not in caplog.text
 
 
 def test_debug_lines_name_requests(
     hubic_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="lhubic")
-    hubic = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        hubic_server.user.login,
-        hubic_server.user.password,
-        api_url=hubic_server.api_url,
-        redirect_uri=hubic_server.app.redirect_uri,
-        **FAST_RETRIES,
-    )
+    hubic = make_hubic(hubic_server)
 
     hubic.hubic_get("/account/usage")
     hubic.head_container("default")
