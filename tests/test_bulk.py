@@ -7,11 +7,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers import CountingHubic, hubic_settings
 
-from lhubic import Hubic
 from lhubic.bulk import FileResult, FileStatus, download_tree, upload_tree
 from lhubic.exceptions import HubicInputError, HubicObjectNameError
 from lhubic.server.pytest_plugin import HubicTestServer
@@ -19,34 +18,9 @@ from lhubic.server.pytest_plugin import HubicTestServer
 MiB = 1024 * 1024
 
 
-class CountingHubic(Hubic):
-    """A Hubic that records the name of every storage request."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.requests: list[str] = []
-        self._requests_lock = threading.Lock()
-
-    def _retry(self, reset_func: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._requests_lock:
-            self.requests.append(func.__name__)
-        return super()._retry(reset_func, func, *args, **kwargs)
-
-    def count(self, name: str) -> int:
-        return self.requests.count(name)
-
-
 @pytest.fixture
 def hubic(hubic_server: HubicTestServer) -> Iterator[CountingHubic]:
-    connection = CountingHubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        hubic_server.user.login,
-        hubic_server.user.password,
-        api_url=hubic_server.api_url,
-        redirect_uri=hubic_server.app.redirect_uri,
-        scope=hubic_server.scope,
-    )
+    connection = CountingHubic(**hubic_settings(hubic_server))
     connection.large_object_threshold = 2 * MiB
     connection.segment_size = MiB
     yield connection
@@ -81,6 +55,15 @@ def make_tree(root: Path, large: bool = True) -> dict[str, bytes]:
 
 def statuses(results: list[FileResult]) -> dict[str, FileStatus]:
     return {result.name: result.status for result in results}
+
+
+def skipped_except(
+    files: dict[str, bytes], changed: str, status: FileStatus
+) -> dict[str, FileStatus]:
+    """Return the statuses of a run that skips every file but ``changed``."""
+    expected = {name: FileStatus.SKIPPED for name in files}
+    expected[changed] = status
+    return expected
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
@@ -136,10 +119,9 @@ def test_upload_tree_skips_unchanged(
 
     results = upload_tree(hubic, source, container)
 
-    expected = {name: FileStatus.SKIPPED for name in files}
-    expected["docs/readme.md"] = FileStatus.UPLOADED
+    expected = skipped_except(files, "docs/readme.md", FileStatus.UPLOADED)
     assert statuses(results) == expected
-    assert hubic.requests == ["get_container", "put_object"]
+    assert hubic.request_names() == ["get_container", "put_object"]
 
 
 def test_upload_tree_without_skipping(
@@ -185,10 +167,9 @@ def test_download_tree_skips_unchanged(
 
     results = download_tree(hubic, container, target)
 
-    expected = {name: FileStatus.SKIPPED for name in files}
-    expected["top.txt"] = FileStatus.DOWNLOADED
+    expected = skipped_except(files, "top.txt", FileStatus.DOWNLOADED)
     assert statuses(results) == expected
-    assert hubic.requests == ["get_container", "get_object"]
+    assert hubic.request_names() == ["get_container", "get_object"]
     assert (target / "top.txt").read_bytes() == b"top level"
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from helpers import run_in_threads
 
 from lhubic.credentials import (
     EXPIRES_PRECISION,
@@ -326,7 +326,6 @@ def test_cache_renews_once_for_eight_threads() -> None:
     cache = CredentialsCache(_token("old", clock, seconds=10))
     clock.advance(10)
     renewals = []
-    barrier = threading.Barrier(8)
     results: list[str] = []
 
     def renew() -> AccessToken:
@@ -334,16 +333,12 @@ def test_cache_renews_once_for_eight_threads() -> None:
         time.sleep(0.2)
         return _token(f"new-{len(renewals)}", clock)
 
-    def worker() -> None:
-        barrier.wait()
+    def worker(index: int) -> None:
         results.append(cache.get(renew).token)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(8, worker)
 
+    assert errors == []
     assert len(renewals) == 1
     assert results == ["new-1"] * 8
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from helpers import hubic_settings, make_hubic, run_in_threads
 
 from lhubic import Hubic
 from lhubic.exceptions import HubicInputError, HubicObjectNotFound
@@ -43,15 +44,7 @@ def server() -> Iterator[HubicTestServer]:
 
 @pytest.fixture
 def hubic(server: HubicTestServer) -> Iterator[CountingHubic]:
-    connection = CountingHubic(
-        server.app.client_id,
-        server.app.client_secret,
-        server.user.login,
-        server.user.password,
-        api_url=server.api_url,
-        redirect_uri=server.app.redirect_uri,
-        scope=server.scope,
-    )
+    connection = CountingHubic(**hubic_settings(server))
     yield connection
     connection.close()
 
@@ -59,15 +52,7 @@ def hubic(server: HubicTestServer) -> Iterator[CountingHubic]:
 @pytest.fixture(scope="module")
 def many_objects(server: HubicTestServer) -> str:
     """Return a container of 10,001 one-byte objects, one more than a page."""
-    connection = Hubic(
-        server.app.client_id,
-        server.app.client_secret,
-        server.user.login,
-        server.user.password,
-        api_url=server.api_url,
-        redirect_uri=server.app.redirect_uri,
-        scope=server.scope,
-    )
+    connection = make_hubic(server)
     container = "many"
     connection.put_container(container)
 
@@ -125,32 +110,33 @@ def test_iter_objects_small_pages(hubic: CountingHubic) -> None:
     assert len(hubic.listing_requests) == 5
 
 
-def test_iter_objects_with_delimiter(hubic: CountingHubic) -> None:
-    container = fill(hubic, ["a/1", "a/2", "b", "c/x/y", "c/z", "d", "e/1"])
+@pytest.mark.parametrize(
+    ("names", "options", "expected"),
+    [
+        (
+            ["a/1", "a/2", "b", "c/x/y", "c/z", "d", "e/1"],
+            {"page_size": 2},
+            ["a/", "b", "c/", "d", "e/"],
+        ),
+        (
+            ["c/x/y", "c/x/z", "c/z", "c/zz/1", "d"],
+            {"prefix": "c/", "page_size": 1},
+            ["c/x/", "c/z", "c/zz/"],
+        ),
+    ],
+    ids=["delimiter", "prefix-and-delimiter"],
+)
+def test_iter_objects_with_delimiter(
+    hubic: CountingHubic,
+    names: list[str],
+    options: dict[str, Any],
+    expected: list[str],
+) -> None:
+    container = fill(hubic, names)
 
-    entries = list(iter_objects(hubic, container, delimiter="/", page_size=2))
+    entries = list(iter_objects(hubic, container, delimiter="/", **options))
 
-    assert [entry.get("subdir", entry.get("name")) for entry in entries] == [
-        "a/",
-        "b",
-        "c/",
-        "d",
-        "e/",
-    ]
-
-
-def test_iter_objects_prefix_and_delimiter(hubic: CountingHubic) -> None:
-    container = fill(hubic, ["c/x/y", "c/x/z", "c/z", "c/zz/1", "d"])
-
-    entries = list(
-        iter_objects(hubic, container, prefix="c/", delimiter="/", page_size=1)
-    )
-
-    assert [entry.get("subdir", entry.get("name")) for entry in entries] == [
-        "c/x/",
-        "c/z",
-        "c/zz/",
-    ]
+    assert [entry.get("subdir", entry.get("name")) for entry in entries] == expected
 
 
 def test_iter_objects_empty_container(hubic: CountingHubic) -> None:
@@ -194,16 +180,13 @@ def test_listing_from_threads(hubic: CountingHubic) -> None:
     results: list[list[str]] = []
     lock = threading.Lock()
 
-    def list_all() -> None:
+    def list_all(index: int) -> None:
         names = [e["name"] for e in iter_objects(hubic, container, page_size=3)]
         with lock:
             results.append(names)
 
-    threads = [threading.Thread(target=list_all) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(4, list_all)
 
+    assert errors == []
     assert len(results) == 4
     assert all(names == sorted(f"n{index}" for index in range(20)) for names in results)

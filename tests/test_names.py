@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import make_hubic
 
 from lhubic import Hubic
 from lhubic.exceptions import HubicObjectNameError
@@ -121,15 +122,7 @@ def test_invalid_container_name(name: object, rule: str) -> None:
 
 @pytest.fixture(scope="module")
 def hubic(hubic_server: HubicTestServer) -> Iterator[Hubic]:
-    connection = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        hubic_server.user.login,
-        hubic_server.user.password,
-        api_url=hubic_server.api_url,
-        redirect_uri=hubic_server.app.redirect_uri,
-        scope=hubic_server.scope,
-    )
+    connection = make_hubic(hubic_server)
     yield connection
     connection.close()
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import new_user_hubic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from swiftclient.client import Connection
@@ -57,22 +58,8 @@ HEAVY_SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def hubic(hubic_server: Any) -> Iterator[Hubic]:
-    login = f"properties-{secrets.token_hex(6)}@example.com"
-    password = f"pw {secrets.token_urlsafe(8)}"
-    hubic_server.add_user(login, password)
-    connection = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        login,
-        password,
-        api_url=hubic_server.api_url,
-        redirect_uri=hubic_server.app.redirect_uri,
-        starting_backoff=0.02,
-        max_backoff=0.1,
-    )
-    connection.put_container(CONTAINER)
-    yield connection
-    connection.close()
+    with new_user_hubic(hubic_server, "properties", CONTAINER) as connection:
+        yield connection
 
 
 @pytest.fixture(scope="module")

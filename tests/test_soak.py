@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from helpers import port_of
 from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 from tcp_proxy import FaultProxy
@@ -28,15 +29,6 @@ from tcp_proxy import FaultProxy
 from lhubic import Hubic, HubicError, HubicObjectNotFound
 from lhubic.listing import iter_objects
 from lhubic.server.pytest_plugin import HubicTestServer
-
-HUBIC_VARIABLES = (
-    "HUBIC_CLIENT_ID",
-    "HUBIC_CLIENT_SECRET",
-    "HUBIC_USERNAME",
-    "HUBIC_PASSWORD",
-    "HUBIC_REFRESH_TOKEN",
-    "HUBIC_API_URL",
-)
 
 # The proxy's own tests run against a small HTTP server on 127.0.0.1 that
 # records every body it receives, so a cut shows up as an incomplete body.
@@ -352,19 +344,13 @@ class SoakRig:
 def soak_rig() -> Iterator[SoakRig]:
     with (
         HubicTestServer() as server,
-        FaultProxy(_port(server.swift_url)) as storage_proxy,
-        FaultProxy(_port(server.api_url)) as api_proxy,
+        FaultProxy(port_of(server.swift_url)) as storage_proxy,
+        FaultProxy(port_of(server.api_url)) as api_proxy,
     ):
         # The service hands out the storage proxy as the storage endpoint, as
         # hubiC handed out a load balancer in front of Swift.
         server.public_storage_url = storage_proxy.url
         yield SoakRig(server, storage_proxy, api_proxy)
-
-
-def _port(url: str) -> int:
-    port = urlsplit(url).port
-    assert port is not None
-    return port
 
 
 class SoakCounters:
@@ -723,11 +709,8 @@ def _verify_final_states(
 def test_soak_mixed_faults(
     soak_rig: SoakRig,
     tmp_path: pathlib.Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for variable in HUBIC_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
     seconds = _soak_seconds()
     server = soak_rig.server
     counters = SoakCounters()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
 import pathlib
-import secrets
 import stat
 import subprocess
 import sys
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import hubic_without_login, make_hubic, new_user
 
 from lhubic import Hubic
 from lhubic.exceptions import HubicConfigError, HubicInputError
@@ -177,11 +178,38 @@ def _load_as_nobody(path: str, results: Any) -> None:
     os.setgid(65534)
     os.setuid(65534)
     try:
-        FileTokenStore(path).load()
+        results.put(FileTokenStore(path).load())
     except HubicConfigError as exc:
         results.put(str(exc))
-    else:
-        results.put(None)
+
+
+def _load_in_child_as_nobody(path: pathlib.Path) -> tuple[int | None, Any]:
+    """Load the store at ``path`` as the user 'nobody' in a forked child, and
+    return the child's exit code and the record or the error message."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_load_as_nobody, args=(str(path), results))
+    child.start()
+    loaded = results.get(timeout=60)
+    child.join(timeout=60)
+    return child.exitcode, loaded
+
+
+@contextlib.contextmanager
+def _store_file_nobody_can_reach(mode: int) -> Iterator[pathlib.Path]:
+    """Write `_record()` to tokens.json, with file mode ``mode``, in a new
+    folder with mode 0755, and remove the folder on exit."""
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="lhubic-store-"))
+    try:
+        os.chmod(folder, 0o755)  # noqa: S103 - the user nobody must enter it
+        path = folder / "tokens.json"
+        path.write_text(json.dumps(_record()), "utf-8")
+        os.chmod(path, mode)
+        yield path
+    finally:
+        for entry in folder.iterdir():
+            entry.unlink()
+        folder.rmdir()
 
 
 @pytest.mark.skipif(
@@ -191,42 +219,19 @@ def _load_as_nobody(path: str, results: Any) -> None:
 def test_load_unfixable_mode_raises() -> None:
     # The file belongs to root and is read by the user 'nobody', who may read
     # it (mode 0644) but not change its mode.
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="lhubic-store-"))
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    try:
-        os.chmod(folder, 0o755)  # noqa: S103 - the user nobody must enter it
-        path = folder / "tokens.json"
-        path.write_text(json.dumps(_record()), "utf-8")
-        os.chmod(path, 0o644)
-        lock = folder / "tokens.json.lock"
+    with _store_file_nobody_can_reach(0o644) as path:
+        lock = path.parent / "tokens.json.lock"
         lock.touch()
         os.chmod(lock, 0o666)  # noqa: S103 - nobody must lock it
 
-        child = context.Process(target=_load_as_nobody, args=(str(path), results))
-        child.start()
-        message = results.get(timeout=60)
-        child.join(timeout=60)
-    finally:
-        for entry in folder.iterdir():
-            entry.unlink()
-        folder.rmdir()
+        exitcode, message = _load_in_child_as_nobody(path)
 
-    assert child.exitcode == 0
-    assert message is not None
+    assert exitcode == 0
+    assert isinstance(message, str)
     assert "readable by other users" in message
     assert "chmod 600" in message
     assert str(path) in message
     assert SECRET_ACCESS not in message
-
-
-def _load_record_as_nobody(path: str, results: Any) -> None:
-    os.setgid(65534)
-    os.setuid(65534)
-    try:
-        results.put(FileTokenStore(path).load())
-    except HubicConfigError as exc:
-        results.put(str(exc))
 
 
 @pytest.mark.skipif(
@@ -236,29 +241,13 @@ def _load_record_as_nobody(path: str, results: Any) -> None:
 def test_load_read_only_folder_without_lock() -> None:
     # The user 'nobody' owns the file but cannot create the lock file in the
     # folder, which belongs to root.
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="lhubic-store-"))
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    try:
-        os.chmod(folder, 0o755)  # noqa: S103 - the user nobody must enter it
-        path = folder / "tokens.json"
-        path.write_text(json.dumps(_record()), "utf-8")
-        os.chmod(path, 0o600)
+    with _store_file_nobody_can_reach(0o600) as path:
         os.chown(path, 65534, 65534)
 
-        child = context.Process(
-            target=_load_record_as_nobody, args=(str(path), results)
-        )
-        child.start()
-        loaded = results.get(timeout=60)
-        child.join(timeout=60)
-        lock_created = (folder / "tokens.json.lock").exists()
-    finally:
-        for entry in folder.iterdir():
-            entry.unlink()
-        folder.rmdir()
+        exitcode, loaded = _load_in_child_as_nobody(path)
+        lock_created = (path.parent / "tokens.json.lock").exists()
 
-    assert child.exitcode == 0
+    assert exitcode == 0
     assert loaded == _record()
     assert not lock_created
 
@@ -603,17 +592,9 @@ def test_make_token_store_rejects_other_types(value: Any, type_name: str) -> Non
 
 # Hubic with a token store, against the local service.
 
-HUBIC_VARIABLES = (
-    "HUBIC_CLIENT_ID",
-    "HUBIC_CLIENT_SECRET",
-    "HUBIC_USERNAME",
-    "HUBIC_PASSWORD",
-    "HUBIC_REFRESH_TOKEN",
-    "HUBIC_API_URL",
-)
-
-# The child process builds a Hubic from the token store alone (no login, no
-# password, no refresh token) and prints the object it downloads.
+# The child process builds a Hubic from the token store alone and prints the
+# object it downloads. It inherits no login, password or refresh token, because
+# the autouse fixture in conftest.py clears the HUBIC_* variables.
 CHILD_SCRIPT = """
 import sys
 from lhubic import Hubic
@@ -631,54 +612,34 @@ sys.stdout.write(body.decode("utf-8"))
 """
 
 
-@pytest.fixture
-def no_hubic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in HUBIC_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-def _new_user(server: Any) -> tuple[str, str]:
-    login = f"store-{secrets.token_hex(6)}@example.com"
-    password = f"pw {secrets.token_urlsafe(8)}"
-    server.add_user(login, password)
-    return login, password
-
-
 def _store_hubic(server: Any, login: str, password: str, store: Any) -> Hubic:
-    return Hubic(
+    return make_hubic(server, username=login, password=password, token_store=store)
+
+
+def _child_command(
+    script: str, server: Any, store: pathlib.Path, *arguments: str
+) -> list[str]:
+    """Return the command that runs ``script`` with the test application's
+    settings, the store path and ``arguments`` as its arguments."""
+    return [
+        sys.executable,
+        "-c",
+        script,
         server.app.client_id,
         server.app.client_secret,
-        login,
-        password,
-        api_url=server.api_url,
-        redirect_uri=server.app.redirect_uri,
-        token_store=store,
-        starting_backoff=0.02,
-        max_backoff=0.1,
-    )
+        server.api_url,
+        server.app.redirect_uri,
+        str(store),
+        *arguments,
+    ]
 
 
 def _download_in_child(server: Any, store: pathlib.Path, name: str) -> str:
-    environment = {
-        key: value for key, value in os.environ.items() if key not in HUBIC_VARIABLES
-    }
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CHILD_SCRIPT,
-            server.app.client_id,
-            server.app.client_secret,
-            server.api_url,
-            server.app.redirect_uri,
-            str(store),
-            "default",
-            name,
-        ],
+        _child_command(CHILD_SCRIPT, server, store, "default", name),
         capture_output=True,
         text=True,
         timeout=120,
-        env=environment,
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -695,9 +656,9 @@ def _counts(server: Any) -> dict[str, int]:
 
 
 def test_new_process_sends_no_service_requests(
-    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+    hubic_server: Any, store_path: pathlib.Path
 ) -> None:
-    login, password = _new_user(hubic_server)
+    login, password = new_user(hubic_server, "store")
     first = _store_hubic(hubic_server, login, password, store_path)
     first.put_object("default", "saved-login.txt", b"stored once")
     before = _counts(hubic_server)
@@ -739,33 +700,17 @@ for line in sys.stdin:
 
 
 def _start_worker(server: Any, store: pathlib.Path, worker: str) -> Any:
-    environment = {
-        key: value for key, value in os.environ.items() if key not in HUBIC_VARIABLES
-    }
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            WORKER_SCRIPT,
-            server.app.client_id,
-            server.app.client_secret,
-            server.api_url,
-            server.app.redirect_uri,
-            str(store),
-            worker,
-        ],
+        _child_command(WORKER_SCRIPT, server, store, worker),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment,
     )
 
 
-def test_two_processes_share_store(
-    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
-) -> None:
-    login, password = _new_user(hubic_server)
+def test_two_processes_share_store(hubic_server: Any, store_path: pathlib.Path) -> None:
+    login, password = new_user(hubic_server, "store")
     _store_hubic(hubic_server, login, password, store_path).head_account()
     FileTokenStore(store_path).update({"note": "written by another tool"})
     before = _counts(hubic_server)
@@ -823,9 +768,9 @@ def test_two_processes_share_store(
 
 
 def test_new_process_refreshes_without_password(
-    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+    hubic_server: Any, store_path: pathlib.Path
 ) -> None:
-    login, password = _new_user(hubic_server)
+    login, password = new_user(hubic_server, "store")
     first = _store_hubic(hubic_server, login, password, store_path)
     first.put_object("default", "refreshed.txt", b"after refresh")
     saved = FileTokenStore(store_path).update(
@@ -852,9 +797,9 @@ def test_new_process_refreshes_without_password(
 
 
 def test_hubic_renewal_keeps_unknown_keys(
-    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+    hubic_server: Any, store_path: pathlib.Path
 ) -> None:
-    login, password = _new_user(hubic_server)
+    login, password = new_user(hubic_server, "store")
     _store_hubic(hubic_server, login, password, store_path).head_account()
     FileTokenStore(store_path).update({"note": "written by another tool"})
 
@@ -871,10 +816,9 @@ def test_hubic_renewal_keeps_unknown_keys(
 def test_hubic_store_file_is_private(
     hubic_server: Any,
     store_path: pathlib.Path,
-    no_hubic_environment: None,
     wide_umask: None,
 ) -> None:
-    login, password = _new_user(hubic_server)
+    login, password = new_user(hubic_server, "store")
 
     _store_hubic(hubic_server, login, password, store_path).head_account()
 
@@ -882,9 +826,9 @@ def test_hubic_store_file_is_private(
 
 
 def test_hubic_corrupt_store_raises_before_sending(
-    hubic_server: Any, store_path: pathlib.Path, no_hubic_environment: None
+    hubic_server: Any, store_path: pathlib.Path
 ) -> None:
-    login, password = _new_user(hubic_server)
+    login, password = new_user(hubic_server, "store")
     store_path.write_text("{not json", "utf-8")
     before = hubic_server.request_count("/")
 
@@ -896,21 +840,14 @@ def test_hubic_corrupt_store_raises_before_sending(
     assert store_path.read_text("utf-8") == "{not json"
 
 
-def test_hubic_accepts_store_object(
-    hubic_server: Any, no_hubic_environment: None
-) -> None:
-    login, password = _new_user(hubic_server)
+def test_hubic_accepts_store_object(hubic_server: Any) -> None:
+    login, password = new_user(hubic_server, "store")
     memory = _MemoryStore()
 
     first = _store_hubic(hubic_server, login, password, memory)
     first.head_account()
     before = _counts(hubic_server)
-    second = Hubic(
-        hubic_server.app.client_id,
-        hubic_server.app.client_secret,
-        api_url=hubic_server.api_url,
-        token_store=memory,
-    )
+    second = hubic_without_login(hubic_server, token_store=memory)
     second.head_account()
 
     assert memory.record is not None
@@ -921,10 +858,9 @@ def test_hubic_accepts_store_object(
 def test_hubic_store_logs_hide_tokens(
     hubic_server: Any,
     store_path: pathlib.Path,
-    no_hubic_environment: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    login, password = _new_user(hubic_server)
+    login, password = new_user(hubic_server, "store")
 
     with caplog.at_level(logging.DEBUG):
         hubic = _store_hubic(hubic_server, login, password, store_path)

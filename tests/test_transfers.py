@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from helpers import CountingHubic, hubic_settings, run_in_threads
 from swiftclient.client import Connection
 from swiftclient.exceptions import ClientException
 
@@ -51,46 +52,9 @@ def server() -> Iterator[HubicTestServer]:
         yield running
 
 
-class CountingHubic(Hubic):
-    """A Hubic that records the name and target of every storage request."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.requests: list[tuple[str, str, str | None]] = []
-        self._requests_lock = threading.Lock()
-
-    def _retry(self, reset_func: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
-        container = args[0] if args else ""
-        obj = args[1] if len(args) > 1 else None
-        with self._requests_lock:
-            self.requests.append((func.__name__, container, obj))
-        return super()._retry(reset_func, func, *args, **kwargs)
-
-    def count(self, name: str, container: str | None = None) -> int:
-        return sum(
-            1
-            for request, target, _ in self.requests
-            if request == name and (container is None or target == container)
-        )
-
-
-def make_hubic(server: HubicTestServer, **options: Any) -> CountingHubic:
-    return CountingHubic(
-        server.app.client_id,
-        server.app.client_secret,
-        server.user.login,
-        server.user.password,
-        api_url=server.api_url,
-        redirect_uri=server.app.redirect_uri,
-        scope=server.scope,
-        starting_backoff=0.01,
-        **options,
-    )
-
-
 @pytest.fixture
 def hubic(server: HubicTestServer) -> Iterator[CountingHubic]:
-    connection = make_hubic(server)
+    connection = CountingHubic(**hubic_settings(server))
     yield connection
     connection.close()
 
@@ -550,6 +514,24 @@ def small_segments(hubic: Hubic) -> None:
     hubic.segment_size = MiB
 
 
+def upload_slo(hubic: Hubic, container: str, path: Path, size: int) -> bytes:
+    """Write ``size`` random bytes to ``path``, upload them as the object "big"
+    with `small_segments`, and return them."""
+    small_segments(hubic)
+    data = write_random(path, size)
+    hubic.upload_file(container, "big", path)
+    return data
+
+
+@pytest.fixture
+def four_segment_slo(hubic: CountingHubic, container: str, tmp_path: Path) -> Path:
+    """Return the file of 4 MiB that `upload_slo` stored as "big" in the
+    container, in four segments."""
+    path = tmp_path / "big"
+    upload_slo(hubic, container, path, 4 * MiB)
+    return path
+
+
 def test_upload_below_threshold_is_plain(
     hubic: Hubic, container: str, tmp_path: Path
 ) -> None:
@@ -588,10 +570,8 @@ def test_upload_above_threshold_is_slo(
 def test_slo_streams_as_one_object(
     hubic: Hubic, container: str, tmp_path: Path
 ) -> None:
-    small_segments(hubic)
     path = tmp_path / "big"
-    data = write_random(path, 4 * MiB + 3)
-    hubic.upload_file(container, "big", path)
+    data = upload_slo(hubic, container, path, 4 * MiB + 3)
 
     _, body = hubic.get_object(container, "big", resp_chunk_size=65536)
     streamed = b"".join(body)
@@ -602,10 +582,8 @@ def test_slo_streams_as_one_object(
 
 
 def test_slo_download_file(hubic: Hubic, container: str, tmp_path: Path) -> None:
-    small_segments(hubic)
     path = tmp_path / "big"
-    data = write_random(path, 7 * MiB + 1)
-    hubic.upload_file(container, "big", path)
+    data = upload_slo(hubic, container, path, 7 * MiB + 1)
     target = tmp_path / "copy"
 
     hubic.download_file(container, "big", target)
@@ -636,7 +614,7 @@ def test_dlo_downloads_as_one_stream(
 def test_interrupted_upload_resumes(
     server: HubicTestServer, container: str, tmp_path: Path
 ) -> None:
-    hubic = make_hubic(server)
+    hubic = CountingHubic(**hubic_settings(server))
     small_segments(hubic)
     path = tmp_path / "big"
     data = write_random(path, 6 * MiB)
@@ -654,7 +632,7 @@ def test_interrupted_upload_resumes(
         )
     stored = len(segment_names(hubic, container))
 
-    resumed = make_hubic(server)
+    resumed = CountingHubic(**hubic_settings(server))
     small_segments(resumed)
     resumed.upload_file(container, "big", path, workers=2)
 
@@ -667,17 +645,13 @@ def test_interrupted_upload_resumes(
 
 
 def test_changed_file_does_not_reuse_segments(
-    hubic: CountingHubic, container: str, tmp_path: Path
+    hubic: CountingHubic, container: str, four_segment_slo: Path
 ) -> None:
-    small_segments(hubic)
-    path = tmp_path / "big"
-    write_random(path, 4 * MiB)
-    hubic.upload_file(container, "big", path)
-    data = write_random(path, 4 * MiB)
-    os.utime(path, (1_000_000_000, 1_000_000_000))
+    data = write_random(four_segment_slo, 4 * MiB)
+    os.utime(four_segment_slo, (1_000_000_000, 1_000_000_000))
     hubic.requests.clear()
 
-    hubic.upload_file(container, "big", path)
+    hubic.upload_file(container, "big", four_segment_slo)
 
     assert hubic.count("put_object", f"{container}_segments") == 4
     assert hubic.get_object(container, "big")[1] == data
@@ -724,17 +698,13 @@ def test_corrupt_segment_is_resent(
 
 
 def test_overwrite_slo_removes_old_segments(
-    hubic: Hubic, container: str, tmp_path: Path
+    hubic: Hubic, container: str, four_segment_slo: Path
 ) -> None:
-    small_segments(hubic)
-    path = tmp_path / "big"
-    write_random(path, 4 * MiB)
-    hubic.upload_file(container, "big", path)
     old = set(segment_names(hubic, container))
-    data = write_random(path, 5 * MiB)
-    os.utime(path, (1_000_000_000, 1_000_000_000))
+    data = write_random(four_segment_slo, 5 * MiB)
+    os.utime(four_segment_slo, (1_000_000_000, 1_000_000_000))
 
-    hubic.upload_file(container, "big", path)
+    hubic.upload_file(container, "big", four_segment_slo)
 
     new = set(segment_names(hubic, container))
     assert len(old) == 4
@@ -744,12 +714,8 @@ def test_overwrite_slo_removes_old_segments(
 
 
 def test_overwrite_slo_with_small_file(
-    hubic: Hubic, container: str, tmp_path: Path
+    hubic: Hubic, container: str, four_segment_slo: Path, tmp_path: Path
 ) -> None:
-    small_segments(hubic)
-    path = tmp_path / "big"
-    write_random(path, 4 * MiB)
-    hubic.upload_file(container, "big", path)
     small = tmp_path / "small"
     small.write_bytes(b"small now")
 
@@ -760,12 +726,8 @@ def test_overwrite_slo_with_small_file(
 
 
 def test_delete_slo_removes_segments(
-    hubic: Hubic, container: str, tmp_path: Path
+    hubic: Hubic, container: str, four_segment_slo: Path
 ) -> None:
-    small_segments(hubic)
-    path = tmp_path / "big"
-    write_random(path, 4 * MiB)
-    hubic.upload_file(container, "big", path)
     hubic.put_object(container, "other", b"stays")
 
     hubic.delete_object(container, "big")
@@ -796,7 +758,7 @@ def test_segment_size_grows_past_limit() -> None:
 def test_upload_options_rejected_before_sending(
     server: HubicTestServer, tmp_path: Path
 ) -> None:
-    hubic = make_hubic(server)
+    hubic = CountingHubic(**hubic_settings(server))
     path = tmp_path / "file"
     path.write_bytes(b"x")
     cases: list[tuple[dict[str, Any], str]] = [
@@ -902,7 +864,7 @@ def test_download_into_missing_folder(
 def test_invalid_name_rejected_before_sending(
     server: HubicTestServer, tmp_path: Path
 ) -> None:
-    hubic = make_hubic(server)
+    hubic = CountingHubic(**hubic_settings(server))
     path = tmp_path / "file"
     path.write_bytes(b"x")
     before = server.request_count("/")
@@ -923,22 +885,13 @@ def test_invalid_name_rejected_before_sending(
 
 
 def test_threads_share_one_hubic(hubic: CountingHubic, container: str) -> None:
-    errors: list[BaseException] = []
-
     def work(index: int) -> None:
-        try:
-            for round_number in range(5):
-                data = f"{index}-{round_number}".encode() * 1000
-                hubic.put_object(container, f"obj-{index}", data)
-                assert hubic.get_object(container, f"obj-{index}")[1] == data
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+        for round_number in range(5):
+            data = f"{index}-{round_number}".encode() * 1000
+            hubic.put_object(container, f"obj-{index}", data)
+            assert hubic.get_object(container, f"obj-{index}")[1] == data
 
-    threads = [threading.Thread(target=work, args=(index,)) for index in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(6, work)
 
     assert errors == []
 
@@ -991,10 +944,8 @@ def test_plain_download_in_ranged_parts(
 def test_slo_download_in_ranged_parts(
     hubic: CountingHubic, container: str, tmp_path: Path
 ) -> None:
-    small_segments(hubic)
     path = tmp_path / "big"
-    data = write_random(path, 4 * MiB + 10)
-    hubic.upload_file(container, "big", path)
+    data = upload_slo(hubic, container, path, 4 * MiB + 10)
     hubic.download_part_size = 512 * 1024
     hubic.requests.clear()
     target = tmp_path / "copy"
