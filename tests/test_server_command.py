@@ -76,6 +76,11 @@ class ServerProcess:
         assert self.process.stderr is not None
         return self.process.stderr.read()
 
+    def wait_for_exit(self) -> tuple[int, str]:
+        """Wait for the process to exit, and return its status and stderr."""
+        status = self.process.wait(timeout=START_TIMEOUT)
+        return status, self.stderr()
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -204,9 +209,7 @@ def test_command_rejects_busy_port(start_server: StartServer) -> None:
         port = listener.getsockname()[1]
 
         server = start_server("--port", str(port))
-        status = server.process.wait(timeout=START_TIMEOUT)
-
-    stderr = server.stderr()
+        status, stderr = server.wait_for_exit()
 
     assert status == 2
     assert f"port {port} on 127.0.0.1 is already in use" in stderr
@@ -220,8 +223,7 @@ def test_command_rejects_uncreatable_data_dir(
     not_a_folder.write_text("", encoding="utf-8")
 
     server = start_server("--data-dir", str(not_a_folder / "data"))
-    status = server.process.wait(timeout=START_TIMEOUT)
-    stderr = server.stderr()
+    status, stderr = server.wait_for_exit()
 
     assert status == 2
     assert f"cannot create the data folder {not_a_folder / 'data'}" in stderr
@@ -235,8 +237,7 @@ def test_command_rejects_invalid_config(
     config.write_text("[server]\nport = -1\n", encoding="utf-8")
 
     server = start_server("--config", str(config))
-    status = server.process.wait(timeout=START_TIMEOUT)
-    stderr = server.stderr()
+    status, stderr = server.wait_for_exit()
 
     assert status == 2
     assert "server.port" in stderr

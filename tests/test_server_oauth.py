@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -12,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import lxml.html  # type: ignore[import-untyped]
 import pytest
 import requests
+from helpers import SettableClock
 
 from lhubic.server.pytest_plugin import HubicTestServer, fill_login_form
 from lhubic.server.state import LOGIN_FORM_LIFETIME
@@ -27,19 +27,6 @@ TRICKY_USERS = [
     ("spaces@example.com", "  leading and trailing  "),
     ("accents@example.com", "éàü ßœ 日本"),
 ]
-
-
-class SettableClock:
-    """A clock that tests move forward instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +55,19 @@ def auth_params(server: HubicTestServer, **overrides: str | None) -> dict[str, s
     return {key: value for key, value in params.items() if value is not None}
 
 
-def open_form(server: HubicTestServer, **overrides: str | None) -> requests.Response:
-    response = requests.get(
+def get_auth(server: HubicTestServer, params: Any) -> requests.Response:
+    """Send GET /oauth/auth/ with ``params`` and return the response, without
+    following a redirect."""
+    return requests.get(
         f"{server.api_url}/oauth/auth/",
-        params=auth_params(server, **overrides),
+        params=params,
         allow_redirects=False,
         timeout=30,
     )
+
+
+def open_form(server: HubicTestServer, **overrides: str | None) -> requests.Response:
+    response = get_auth(server, auth_params(server, **overrides))
     assert response.status_code == 200, response.headers.get("Location")
     return response
 
@@ -113,21 +106,28 @@ def get_code(server: HubicTestServer, **overrides: str | None) -> str:
     return redirect_query(log_in(server, **overrides))["code"][0]
 
 
+def post_token(server: HubicTestServer, data: Any, **kwargs: Any) -> requests.Response:
+    """POST ``data`` to /oauth/token/ and return the response.
+
+    ``kwargs`` go to `requests.post`. The request carries client credentials
+    only when ``kwargs`` add them.
+    """
+    return requests.post(
+        f"{server.api_url}/oauth/token/", data=data, timeout=30, **kwargs
+    )
+
+
 def exchange(
     server: HubicTestServer,
-    data: dict[str, str] | list[tuple[str, str]],
+    data: Any,
     auth: tuple[str, str] | None = None,
     **kwargs: Any,
 ) -> requests.Response:
-    return requests.post(
-        f"{server.api_url}/oauth/token/",
-        data=data,
-        auth=auth
-        if auth is not None
-        else (server.app.client_id, server.app.client_secret),
-        timeout=30,
-        **kwargs,
-    )
+    """POST ``data`` to /oauth/token/ with HTTP Basic credentials, which are
+    ``auth`` or else the test application's, and return the response."""
+    if auth is None:
+        auth = (server.app.client_id, server.app.client_secret)
+    return post_token(server, data, auth=auth, **kwargs)
 
 
 def code_grant(server: HubicTestServer, code: str) -> dict[str, str]:
@@ -232,11 +232,8 @@ def auth_query_with(
 def test_auth_repeated_client_goes_to_service_page(
     server: HubicTestServer, name: str
 ) -> None:
-    response = requests.get(
-        f"{server.api_url}/oauth/auth/",
-        params=auth_query_with(server, name, auth_params(server)[name]),
-        allow_redirects=False,
-        timeout=30,
+    response = get_auth(
+        server, auth_query_with(server, name, auth_params(server)[name])
     )
     query = redirect_query(response)
 
@@ -252,12 +249,7 @@ def test_auth_repeated_client_goes_to_service_page(
 def test_auth_repeated_argument_goes_to_app(
     server: HubicTestServer, name: str, second_value: str
 ) -> None:
-    response = requests.get(
-        f"{server.api_url}/oauth/auth/",
-        params=auth_query_with(server, name, second_value),
-        allow_redirects=False,
-        timeout=30,
-    )
+    response = get_auth(server, auth_query_with(server, name, second_value))
     query = redirect_query(response)
 
     assert response.headers["Location"].startswith(server.app.redirect_uri + "?")
@@ -289,12 +281,7 @@ def test_auth_error_goes_to_service_page(
     error: str,
     description: str,
 ) -> None:
-    response = requests.get(
-        f"{server.api_url}/oauth/auth/",
-        params=auth_params(server, **overrides),
-        allow_redirects=False,
-        timeout=30,
-    )
+    response = get_auth(server, auth_params(server, **overrides))
     location = response.headers["Location"]
     query = parse_qs(urlsplit(location).query)
 
@@ -326,12 +313,7 @@ def test_auth_error_goes_to_app(
     error: str,
     description: str,
 ) -> None:
-    response = requests.get(
-        f"{server.api_url}/oauth/auth/",
-        params=auth_params(server, **overrides),
-        allow_redirects=False,
-        timeout=30,
-    )
+    response = get_auth(server, auth_params(server, **overrides))
     query = redirect_query(response)
 
     assert response.headers["Location"].startswith(server.app.redirect_uri + "?")
@@ -639,15 +621,13 @@ def test_code_exchange_with_encoded_basic_auth(server: HubicTestServer) -> None:
     )
     # RFC 6749 form-encodes the secret before HTTP Basic.
     credentials = base64.b64encode(b"api_hubic_encoded:s%25e%2Bc+r%26t").decode()
-    response = requests.post(
-        f"{server.api_url}/oauth/token/",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": "http://127.0.0.1/encoded",
-        },
-        headers={"Authorization": f"Basic {credentials}"},
-        timeout=30,
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": "http://127.0.0.1/encoded",
+    }
+    response = post_token(
+        server, data, headers={"Authorization": f"Basic {credentials}"}
     )
 
     assert response.status_code == 200
@@ -694,25 +674,17 @@ def test_token_non_form_body_is_rejected(
     server: HubicTestServer, content_type: str
 ) -> None:
     body = urlencode(code_grant(server, "any-code")).encode()
-    response = requests.post(
-        f"{server.api_url}/oauth/token/",
-        data=body,
-        headers={"Content-Type": content_type},
-        auth=(server.app.client_id, server.app.client_secret),
-        timeout=30,
-    )
+    response = exchange(server, body, headers={"Content-Type": content_type})
 
     assert_error(response, 400, "invalid_request", "missing parameters")
 
 
 def test_token_form_with_charset_is_accepted(server: HubicTestServer) -> None:
     body = urlencode(code_grant(server, get_code(server))).encode()
-    response = requests.post(
-        f"{server.api_url}/oauth/token/",
-        data=body,
+    response = exchange(
+        server,
+        body,
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"},
-        auth=(server.app.client_id, server.app.client_secret),
-        timeout=30,
     )
 
     assert response.status_code == 200
@@ -726,7 +698,7 @@ def test_token_repeated_parameter(server: HubicTestServer, name: str) -> None:
     data.update(client_id=server.app.client_id, client_secret=server.app.client_secret)
     fields = [*data.items(), (name, data[name])]
 
-    response = requests.post(f"{server.api_url}/oauth/token/", data=fields, timeout=30)
+    response = post_token(server, fields)
 
     assert_error(response, 400, "invalid_request", f"repeated parameter {name}")
 
@@ -761,11 +733,7 @@ def test_token_missing_parameters(
 
 
 def test_token_without_client_credentials(server: HubicTestServer) -> None:
-    response = requests.post(
-        f"{server.api_url}/oauth/token/",
-        data=code_grant(server, "any-code"),
-        timeout=30,
-    )
+    response = post_token(server, code_grant(server, "any-code"))
 
     assert_error(response, 400, "invalid_request", "missing parameters")
 
@@ -782,18 +750,15 @@ def test_token_wrong_secret_in_basic(server: HubicTestServer) -> None:
 def test_token_wrong_secret_in_body(server: HubicTestServer) -> None:
     data = code_grant(server, "any-code")
     data.update(client_id=server.app.client_id, client_secret="wrong")
-    response = requests.post(f"{server.api_url}/oauth/token/", data=data, timeout=30)
+    response = post_token(server, data)
 
     assert_error(response, 401, "unauthorized_client", "please verify credentials")
 
 
 @pytest.mark.parametrize("header", ["Bearer abc", "Basic !!!", "Basic bm9jb2xvbg=="])
 def test_token_malformed_basic_header(server: HubicTestServer, header: str) -> None:
-    response = requests.post(
-        f"{server.api_url}/oauth/token/",
-        data=code_grant(server, "any-code"),
-        headers={"Authorization": header},
-        timeout=30,
+    response = post_token(
+        server, code_grant(server, "any-code"), headers={"Authorization": header}
     )
 
     assert_error(response, 401, "unauthorized_client", "please verify credentials")
@@ -810,7 +775,7 @@ def test_token_unknown_client_in_basic(server: HubicTestServer) -> None:
 def test_token_unknown_client_in_body(server: HubicTestServer) -> None:
     data = code_grant(server, "any-code")
     data.update(client_id="api_hubic_unknown", client_secret="secret")
-    response = requests.post(f"{server.api_url}/oauth/token/", data=data, timeout=30)
+    response = post_token(server, data)
 
     assert_error(response, 401, "unauthorized_client", "please verify credentials")
 
@@ -902,12 +867,10 @@ def test_token_refresh_of_other_client(server: HubicTestServer) -> None:
 
 
 def test_token_request_invalid_utf8(server: HubicTestServer) -> None:
-    response = requests.post(
-        f"{server.api_url}/oauth/token/",
-        data=b"grant_type=%FF%FE",
+    response = exchange(
+        server,
+        b"grant_type=%FF%FE",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
-        auth=(server.app.client_id, server.app.client_secret),
-        timeout=30,
     )
 
     assert_error(response, 400, "invalid_request", "missing parameters")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -15,6 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 import swiftclient.client
+from helpers import (
+    SettableClock,
+    put_dynamic_large_object,
+    put_static_large_object,
+)
 from swiftclient.exceptions import ClientException
 
 from lhubic.server.pytest_plugin import HubicTestServer
@@ -23,19 +27,6 @@ JSON_TYPE = "application/json; charset=utf8"
 PARIS = ZoneInfo("Europe/Paris")
 STORAGE_TOKEN_LIFETIME = 7200
 SECOND_LOGIN = "second@example.com"
-
-
-class SettableClock:
-    """A clock that tests move forward instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture(scope="module")
@@ -209,24 +200,7 @@ def test_swiftclient_static_large_object(
     storage: swiftclient.client.Connection,
 ) -> None:
     segments = [b"a" * 1024, b"b" * 1024, b"c" * 10]
-    storage.put_container("default_segments")
-    manifest = []
-    for index, segment in enumerate(segments):
-        path = f"slo/big.bin/{index:08d}"
-        etag = storage.put_object("default_segments", path, segment)
-        manifest.append(
-            {
-                "path": f"/default_segments/{path}",
-                "etag": etag,
-                "size_bytes": len(segment),
-            }
-        )
-    storage.put_object(
-        "default",
-        "big.bin",
-        json.dumps(manifest),
-        query_string="multipart-manifest=put",
-    )
+    put_static_large_object(storage, "default", "big.bin", segments)
 
     headers, body = storage.get_object("default", "big.bin")
     content_md5 = hashlib.md5(body, usedforsecurity=False).hexdigest()
@@ -239,20 +213,13 @@ def test_swiftclient_static_large_object(
 def test_swiftclient_dynamic_large_object(
     storage: swiftclient.client.Connection,
 ) -> None:
-    storage.put_container("default_segments")
-    for index, segment in enumerate([b"first-", b"second-", b"third"]):
-        storage.put_object("default_segments", f"dlo/part/{index:04d}", segment)
-    storage.put_object(
-        "default",
-        "dlo.txt",
-        b"",
-        headers={"X-Object-Manifest": "default_segments/dlo/part/"},
-    )
+    segments = [b"first-", b"second-", b"third"]
+    put_dynamic_large_object(storage, "default", "dlo.txt", segments)
 
     headers, body = storage.get_object("default", "dlo.txt")
 
     assert body == b"first-second-third"
-    assert headers["x-object-manifest"] == "default_segments/dlo/part/"
+    assert headers["x-object-manifest"] == "default_segments/dlo.txt/part/"
 
 
 def test_object_over_5_gib_gets_413(storage: swiftclient.client.Connection) -> None:
@@ -383,24 +350,22 @@ def test_expire_access_tokens_of_one_user(server: HubicTestServer) -> None:
     assert call(server, theirs["access_token"], "GET", "account").status_code == 200
 
 
-def test_deleted_user_tokens_get_403(server: HubicTestServer) -> None:
-    server.add_user("leaving@example.com", "leaving password")
-    tokens = server.authorize(login="leaving@example.com", password="leaving password")
+@pytest.mark.parametrize(
+    ("remove", "description"),
+    [("delete_user", "deleted"), ("revoke_tokens", "revoked")],
+)
+def test_removed_user_tokens_get_403(
+    server: HubicTestServer, remove: str, description: str
+) -> None:
+    login = f"{description}@example.com"
+    password = f"{description} password"
+    server.add_user(login, password)
+    tokens = server.authorize(login=login, password=password)
 
-    server.delete_user("leaving@example.com")
+    getattr(server, remove)(login)
     response = call(server, tokens["access_token"], "GET", "account")
 
-    assert_error(response, 403, "invalid_token", "deleted")
-
-
-def test_revoked_user_tokens_get_403(server: HubicTestServer) -> None:
-    server.add_user("revoked@example.com", "revoked password")
-    tokens = server.authorize(login="revoked@example.com", password="revoked password")
-
-    server.revoke_tokens("revoked@example.com")
-    response = call(server, tokens["access_token"], "GET", "account")
-
-    assert_error(response, 403, "invalid_token", "revoked")
+    assert_error(response, 403, "invalid_token", description)
 
 
 def test_unknown_path_gets_json_404(server: HubicTestServer, token: str) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import sqlite3
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +19,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import (
+    new_storage_user,
+    put_dynamic_large_object,
+    put_static_large_object,
+    run_in_threads,
+    running_swift,
+    storage_connection,
+)
 from swiftclient.client import ClientException, Connection
 
 from lhubic.exceptions import HubicInputError
@@ -30,7 +36,7 @@ from lhubic.server.storage_auth import (
     check_account,
     new_account,
 )
-from lhubic.server.swift_launcher import SwiftCluster, default_data_parent
+from lhubic.server.swift_launcher import SwiftCluster
 
 QUOTA = 10**9
 
@@ -174,20 +180,17 @@ def test_concurrent_issue_gives_one_token(tmp_path: Path) -> None:
     results: list[StorageToken] = []
     lock = threading.Lock()
 
-    def issue(token_store: StorageTokenStore) -> None:
+    def issue(index: int) -> None:
         for _ in range(5):
-            issued = token_store.issue(account, 60)
+            issued = stores[index].issue(account, 60)
             with lock:
                 results.append(issued)
 
-    threads = [threading.Thread(target=issue, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_in_threads(len(stores), issue)
     for token_store in stores:
         token_store.close()
 
+    assert errors == []
     assert len(results) == 20
     assert len({issued.token for issued in results}) == 1
 
@@ -251,29 +254,13 @@ def test_fail_next_rejects_bad_count(store: StorageTokenStore, count: object) ->
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[SwiftCluster]:
-    data_dir = Path(tempfile.mkdtemp(prefix="lhubic-auth-", dir=default_data_parent()))
-    swift = SwiftCluster(data_dir)
-    try:
-        swift.start()
+    with running_swift("lhubic-auth-") as swift:
         yield swift
-    finally:
-        swift.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture
 def user(cluster: SwiftCluster) -> StorageToken:
-    account = new_account()
-    cluster.ensure_account(account, QUOTA)
-    return cluster.tokens.issue(account, 3600)
-
-
-def _connect(cluster: SwiftCluster, token: StorageToken) -> Connection:
-    return Connection(
-        preauthurl=cluster.storage_url(token.account),
-        preauthtoken=token.token,
-        retries=0,
-    )
+    return new_storage_user(cluster, QUOTA)
 
 
 def _status_of(call: object, *args: object, **kwargs: object) -> int:
@@ -283,7 +270,7 @@ def _status_of(call: object, *args: object, **kwargs: object) -> int:
 
 
 def test_store_list_read_delete(cluster: SwiftCluster, user: StorageToken) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     data = b"hello hubic\n" * 100
 
     etag = conn.put_object("default", "dir/hello.txt", data)
@@ -301,7 +288,7 @@ def test_store_list_read_delete(cluster: SwiftCluster, user: StorageToken) -> No
 def test_storage_token_header_accepted(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.put_object("default", "x", b"x")
 
     headers, body = conn.get_object(
@@ -313,27 +300,10 @@ def test_storage_token_header_accepted(
 
 
 def test_static_large_object(cluster: SwiftCluster, user: StorageToken) -> None:
-    conn = _connect(cluster, user)
-    conn.put_container("default_segments")
+    conn = storage_connection(cluster, user)
     segments = [bytes([65 + i]) * (1024 * (i + 1)) for i in range(3)]
-    manifest = []
-    for index, segment in enumerate(segments):
-        path = f"big.bin/{index:08d}"
-        etag = conn.put_object("default_segments", path, segment)
-        manifest.append(
-            {
-                "path": f"/default_segments/{path}",
-                "etag": etag,
-                "size_bytes": len(segment),
-            }
-        )
 
-    conn.put_object(
-        "default",
-        "big.bin",
-        json.dumps(manifest),
-        query_string="multipart-manifest=put",
-    )
+    put_static_large_object(conn, "default", "big.bin", segments)
     headers, body = conn.get_object("default", "big.bin")
 
     assert body == b"".join(segments)
@@ -342,22 +312,14 @@ def test_static_large_object(cluster: SwiftCluster, user: StorageToken) -> None:
 
 
 def test_dynamic_large_object(cluster: SwiftCluster, user: StorageToken) -> None:
-    conn = _connect(cluster, user)
-    conn.put_container("default_segments")
+    conn = storage_connection(cluster, user)
     segments = [b"first-", b"second-", b"third"]
-    for index, segment in enumerate(segments):
-        conn.put_object("default_segments", f"dlo/part/{index:04d}", segment)
 
-    conn.put_object(
-        "default",
-        "dlo.txt",
-        b"",
-        headers={"X-Object-Manifest": "default_segments/dlo/part/"},
-    )
+    put_dynamic_large_object(conn, "default", "dlo.txt", segments)
     headers, body = conn.get_object("default", "dlo.txt")
 
     assert body == b"first-second-third"
-    assert headers["x-object-manifest"] == "default_segments/dlo/part/"
+    assert headers["x-object-manifest"] == "default_segments/dlo.txt/part/"
 
 
 def test_no_token_gets_401(cluster: SwiftCluster, user: StorageToken) -> None:
@@ -383,7 +345,7 @@ def test_expired_token_gets_401(cluster: SwiftCluster) -> None:
     account = new_account()
     cluster.ensure_account(account, QUOTA)
     short = cluster.tokens.issue(account, 1)
-    conn = _connect(cluster, short)
+    conn = storage_connection(cluster, short)
     conn.head_account()
 
     time.sleep(1.2)
@@ -392,7 +354,7 @@ def test_expired_token_gets_401(cluster: SwiftCluster) -> None:
 
 
 def test_expire_all_gets_401(cluster: SwiftCluster, user: StorageToken) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.head_account()
 
     cluster.tokens.expire_all()
@@ -400,11 +362,11 @@ def test_expire_all_gets_401(cluster: SwiftCluster, user: StorageToken) -> None:
     assert _status_of(conn.head_account) == 401
     renewed = cluster.tokens.issue(user.account, 3600)
     assert renewed.token != user.token
-    assert _connect(cluster, renewed).head_account()
+    assert storage_connection(cluster, renewed).head_account()
 
 
 def test_revoke_account_gets_401(cluster: SwiftCluster, user: StorageToken) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.head_account()
 
     cluster.tokens.revoke_account(user.account)
@@ -427,7 +389,7 @@ def test_other_account_gets_403(cluster: SwiftCluster, user: StorageToken) -> No
 def test_fault_counter_fails_exactly_n(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.put_object("default", "f", b"data")
 
     cluster.tokens.fail_next(3)
@@ -468,14 +430,14 @@ def test_fault_counter_spares_admin_key(
     cluster.ensure_account(user.account, QUOTA)
 
     assert cluster.tokens.pending_failures() == 1
-    assert _status_of(_connect(cluster, user).head_account) == 503
+    assert _status_of(storage_connection(cluster, user).head_account) == 503
     assert cluster.tokens.pending_failures() == 0
 
 
 def test_fault_counter_ignores_segment_requests(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.put_container("default_segments")
     manifest = []
     for index in range(4):
@@ -508,7 +470,7 @@ def test_info_needs_no_token(cluster: SwiftCluster) -> None:
 def test_quota_headers_set_by_ensure_account(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
-    headers = _connect(cluster, user).head_account()
+    headers = storage_connection(cluster, user).head_account()
 
     assert headers["x-account-meta-quota"] == str(QUOTA)
     assert headers["x-account-meta-quota-bytes"] == str(QUOTA)
@@ -526,7 +488,7 @@ def test_quota_headers_set_by_ensure_account(
 def test_user_cannot_change_quota(
     cluster: SwiftCluster, user: StorageToken, header: str
 ) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
 
     status = _status_of(conn.post_account, {header: "999999999999"})
 
@@ -539,7 +501,7 @@ def test_user_cannot_change_quota(
 def test_user_can_set_other_account_metadata(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
 
     conn.post_account({"X-Account-Meta-Color": "blue"})
 
@@ -549,7 +511,7 @@ def test_user_can_set_other_account_metadata(
 def test_quota_enforced(cluster: SwiftCluster) -> None:
     account = new_account()
     cluster.ensure_account(account, 1000)
-    conn = _connect(cluster, cluster.tokens.issue(account, 3600))
+    conn = storage_connection(cluster, cluster.tokens.issue(account, 3600))
 
     status = _status_of(conn.put_object, "default", "too-big", b"x" * 2000)
 
@@ -557,7 +519,7 @@ def test_quota_enforced(cluster: SwiftCluster) -> None:
 
 
 def test_admin_key_opens_any_account(cluster: SwiftCluster, user: StorageToken) -> None:
-    _connect(cluster, user).put_object("default", "a", b"abc")
+    storage_connection(cluster, user).put_object("default", "a", b"abc")
     admin = Connection(
         preauthurl=cluster.storage_url(user.account),
         preauthtoken=cluster.admin_key,
@@ -574,7 +536,7 @@ def test_admin_key_opens_any_account(cluster: SwiftCluster, user: StorageToken) 
 def test_secrets_absent_from_swift_log(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.put_object("default", "logged", b"x")
     conn.get_object("default", "logged")
     Connection(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import new_storage_user, running_swift, storage_connection
 from swiftclient.client import ClientException, Connection
 
 from lhubic.exceptions import HubicConfigError, HubicInputError, HubicServerError
@@ -69,31 +70,17 @@ def data_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[SwiftCluster]:
-    folder = Path(tempfile.mkdtemp(prefix="lhubic-swift-", dir=default_data_parent()))
-    swift = SwiftCluster(
-        folder, max_object_size=MAX_OBJECT_SIZE, updater_interval=UPDATER_INTERVAL
-    )
-    try:
-        swift.start()
+    with running_swift(
+        "lhubic-swift-",
+        max_object_size=MAX_OBJECT_SIZE,
+        updater_interval=UPDATER_INTERVAL,
+    ) as swift:
         yield swift
-    finally:
-        swift.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
 def user(cluster: SwiftCluster) -> StorageToken:
-    account = new_account()
-    cluster.ensure_account(account, QUOTA)
-    return cluster.tokens.issue(account, 3600)
-
-
-def _connect(cluster: SwiftCluster, token: StorageToken) -> Connection:
-    return Connection(
-        preauthurl=cluster.storage_url(token.account),
-        preauthtoken=token.token,
-        retries=0,
-    )
+    return new_storage_user(cluster, QUOTA)
 
 
 def _process_gone(pid: int) -> bool:
@@ -193,7 +180,7 @@ def test_ensure_account_rejects_bad_quota(cluster: SwiftCluster, quota: object) 
 def test_container_usage_exact_at_once(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.put_container("photos")
     conn.put_object("default", "a", b"a" * 1000)
     conn.put_object("photos", "b", b"b" * 234)
@@ -209,7 +196,7 @@ def test_container_usage_of_empty_account(cluster: SwiftCluster) -> None:
 
 
 def test_account_bytes_catch_up(cluster: SwiftCluster, user: StorageToken) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.put_object("default", "counted", b"z" * 4321)
 
     deadline = time.monotonic() + 10 * UPDATER_INTERVAL
@@ -223,7 +210,7 @@ def test_account_bytes_catch_up(cluster: SwiftCluster, user: StorageToken) -> No
 
 
 def test_max_object_size_gives_413(cluster: SwiftCluster, user: StorageToken) -> None:
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     conn.put_object("default", "fits", b"f" * MAX_OBJECT_SIZE)
 
     with pytest.raises(ClientException) as caught:
@@ -237,7 +224,7 @@ def test_large_metadata_on_disk_server(
     cluster: SwiftCluster, user: StorageToken
 ) -> None:
     assert cluster.object_server_kind == "disk"
-    conn = _connect(cluster, user)
+    conn = storage_connection(cluster, user)
     # 24 values of 250 bytes: about 6 KiB, over ext4's xattr room.
     metadata = {f"X-Object-Meta-Field{i:02d}": chr(97 + i) * 250 for i in range(24)}
 
@@ -316,7 +303,7 @@ def test_auto_without_xattrs_uses_memory(caplog: pytest.LogCaptureFixture) -> No
         with SwiftCluster(folder) as swift:
             account = new_account()
             swift.ensure_account(account, QUOTA)
-            conn = _connect(swift, swift.tokens.issue(account, 60))
+            conn = storage_connection(swift, swift.tokens.issue(account, 60))
             conn.put_object("default", "in-memory", b"kept in RAM")
             _, body = conn.get_object("default", "in-memory")
             kind = swift.object_server_kind
@@ -353,11 +340,11 @@ def test_restart_keeps_objects_on_disk(data_dir: Path) -> None:
     with SwiftCluster(data_dir) as swift:
         swift.ensure_account(account, QUOTA)
         token = swift.tokens.issue(account, 3600)
-        _connect(swift, token).put_object("default", "kept", b"persisted")
+        storage_connection(swift, token).put_object("default", "kept", b"persisted")
 
     with SwiftCluster(data_dir) as swift:
         token = swift.tokens.issue(account, 3600)
-        _, body = _connect(swift, token).get_object("default", "kept")
+        _, body = storage_connection(swift, token).get_object("default", "kept")
 
     assert body == b"persisted"
 
