@@ -93,12 +93,16 @@ class TransientError(Exception):
         status: int | None = None,
         rate_limited: bool = False,
         retry_after: float | None = None,
+        fix: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.rate_limited = rate_limited
         self.retry_after = retry_after
+        # What the caller should do once the retries run out, when waiting
+        # is not the likely fix.
+        self.fix = fix
 
 
 @dataclass
@@ -166,9 +170,9 @@ class RetryPolicy:
                 status=error.status,
             )
 
+        fix = error.fix or "wait a few minutes and try again"
         return HubicServiceUnavailable(
-            f"{step} failed: {error.reason} after {tries}; wait a few minutes "
-            "and try again",
+            f"{step} failed: {error.reason} after {tries}; {fix}",
             status=error.status,
         )
 
@@ -335,7 +339,15 @@ def send_request(
             f"request to {host} timed out after {timeout} s"
         ) from error
     except requests.ConnectionError as error:
-        raise TransientError(f"cannot connect to {host}") from error
+        # A refused or unresolved connection is more often a wrong URL than a
+        # service that is down, so the final message says to check both.
+        raise TransientError(
+            f"cannot connect to {host}",
+            fix=(
+                "check that api_url (or HUBIC_API_URL, or --api-url on the command "
+                "line) names a running hubiC service, then try again"
+            ),
+        ) from error
     except requests.RequestException as error:
         raise TransientError(
             f"request to {host} failed ({type(error).__name__})"

@@ -146,7 +146,8 @@ def build_upload_parser() -> argparse.ArgumentParser:
         "is missing. A file becomes the object P + its base name. Every file "
         "under a folder becomes P + its path inside the folder, so the "
         "folder's own name is not part of the object names. Files whose size "
-        "and MD5 match the stored object are skipped.",
+        "and MD5 match the stored object are skipped; a large object matches "
+        "only when it was stored with the same segment size.",
         "lhubic upload ~/photos default --prefix photos/ --workers 8",
     )
     parser.add_argument("path", metavar="PATH", help="the local file or folder")
@@ -182,9 +183,10 @@ def build_download_parser() -> argparse.ArgumentParser:
         "Download every object of CONTAINER whose name starts with P into the "
         "folder DEST, created if missing. The object P + 'a/b.jpg' becomes "
         "DEST/a/b.jpg. Files that already match the stored object are "
-        "skipped. With --object NAME, only that object is downloaded, to the "
-        "file DEST, or under its base name into DEST when DEST is a folder "
-        "or ends with /.",
+        "skipped, and other existing files are replaced. With --object NAME, "
+        "only that object is downloaded, to the file DEST (replaced if it "
+        "exists), or under its base name into DEST when DEST is a folder or "
+        "ends with /.",
         "lhubic download default ~/restore --prefix photos/\n"
         "  lhubic download default notes.txt --object documents/notes.txt",
     )

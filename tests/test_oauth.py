@@ -562,3 +562,24 @@ def test_default_scope_and_redirect_uri(hubic_server: Any) -> None:
     assert hubic.access_credentials is not None
     assert hubic.access_credentials.scope is not None
     assert scope_allows(hubic.access_credentials.scope, "links", "d")
+
+
+def test_closed_port_names_api_url() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hubic = Hubic(
+        "api_hubic_closed",
+        "a-client-secret",
+        refresh_token="a-refresh-token",
+        api_url=f"http://127.0.0.1:{port}",
+        **FAST_RETRIES,
+    )
+
+    with pytest.raises(HubicServiceUnavailable) as caught:
+        hubic.get_auth()
+
+    message = str(caught.value)
+    assert f"cannot connect to 127.0.0.1:{port}" in message
+    assert "check that api_url (or HUBIC_API_URL" in message
+    assert "wait a few minutes" not in message
