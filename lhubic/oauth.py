@@ -340,7 +340,7 @@ def send_request(
         ) from error
     except requests.ConnectionError as error:
         # A refused or unresolved connection is more often a wrong URL than a
-        # service that is down, so the final message says to check both.
+        # service that is down, so the final error names both causes.
         raise TransientError(
             f"cannot connect to {host}",
             fix=(
