@@ -909,7 +909,8 @@ class Hubic(TransferMixin, Connection):
             reason = f"the storage did not respond within {self.timeout} s"
         else:
             reason = f"the connection failed ({type(error).__name__})"
-        logger.warning("storage call %s failed after %s: %s", name, tries, reason)
+        # The raised error carries the same text, so the log line is only INFO.
+        logger.info("storage call %s failed after %s: %s", name, tries, reason)
         return HubicServiceUnavailable(
             f"storage call {name} failed after {tries}: {reason}; wait a few "
             "minutes and try again"

@@ -357,7 +357,7 @@ def _run(
         code = exit_request.code
         return code if isinstance(code, int) else EXIT_USAGE
 
-    with _stderr_logging(args.verbose):
+    with _stderr_logging(args.verbose, parser.prog):
         try:
             return command(args)
         except _USAGE_ERRORS as error:
@@ -396,10 +396,16 @@ def _discard_stdout() -> None:
 
 
 @contextmanager
-def _stderr_logging(verbosity: int) -> Iterator[None]:
-    """Send lhubic's and swiftclient's log records to stderr while the block runs."""
+def _stderr_logging(verbosity: int, prog: str) -> Iterator[None]:
+    """Send lhubic's and swiftclient's log records to stderr while the block runs.
+
+    Without ``-v``, lhubic's warnings still go to stderr, one line each
+    prefixed with ``prog``: a rejected saved refresh token or a retry in
+    progress would otherwise pass unnoticed.
+    """
     if verbosity <= 0:
-        yield
+        with _warnings_to_stderr(prog):
+            yield
         return
 
     handler = logging.StreamHandler(sys.stderr)
@@ -421,6 +427,22 @@ def _stderr_logging(verbosity: int) -> Iterator[None]:
         root.removeHandler(handler)
         for logger, previous in zip(loggers, previous_levels, strict=True):
             logger.setLevel(previous)
+
+
+@contextmanager
+def _warnings_to_stderr(prog: str) -> Iterator[None]:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter(f"{prog}: warning: %(message)s"))
+    handler.addFilter(install_secret_filter())
+    # A failed file of a bulk transfer gets its own line from _report.
+    handler.addFilter(lambda record: not record.name.startswith("lhubic.bulk"))
+    package_logger = logging.getLogger("lhubic")
+    package_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
 
 
 # ls

@@ -965,3 +965,24 @@ def test_console_script_runs_ls(
     assert result.returncode == 0, result.stderr
     assert "default" in result.stdout.splitlines()
     assert result.stderr == ""
+
+
+# Warnings without -v
+
+
+def test_rejected_refresh_token_warned(
+    environment: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stale_token = f"stale-{secrets.token_hex(8)}"
+    monkeypatch.setenv("HUBIC_REFRESH_TOKEN", stale_token)
+
+    outcome = run(capsys, "ls")
+
+    assert outcome.code == 0, outcome.err
+    assert "default" in outcome.out.split()
+    assert "lhubic ls: warning: hubiC rejected the refresh token" in outcome.err
+    assert "logging in with the password instead" in outcome.err
+    assert stale_token not in outcome.err
+    assert len(outcome.err.splitlines()) == 1
