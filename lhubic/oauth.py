@@ -339,8 +339,8 @@ def send_request(
             f"request to {host} timed out after {timeout} s"
         ) from error
     except requests.ConnectionError as error:
-        # A refused or unresolved connection is more often a wrong URL than a
-        # service that is down, so the final error names both causes.
+        # A refused or unresolved connection often means a wrong URL rather than
+        # a service that is down, so the final error names both causes.
         raise TransientError(
             f"cannot connect to {host}",
             fix=(
