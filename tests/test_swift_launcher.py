@@ -16,7 +16,8 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,30 @@ def _process_gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def _children(pid: int) -> list[int]:
+    """Return the PIDs of the live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat_file:
         fields = stat_file.read().rsplit(")", 1)[1].split()
@@ -119,6 +144,74 @@ def test_object_server_kind_matches_folder(cluster: SwiftCluster) -> None:
     expected = "disk" if supports_large_xattrs(cluster.data_dir) else "memory"
 
     assert cluster.object_server_kind == expected
+
+
+def test_object_workers_default_to_one_per_core(cluster: SwiftCluster) -> None:
+    cores = len(os.sched_getaffinity(0))
+    on_disk = cluster.object_server_kind == "disk"
+    expected = cores if on_disk and cores > 1 else 0
+    assert cluster.pid is not None
+
+    assert len(_children(cluster.pid)) == expected
+
+
+@needs_xattrs
+def test_object_workers_store_and_stop(data_dir: Path) -> None:
+    bodies = {f"object-{number}": os.urandom(256 * 1024) for number in range(8)}
+
+    with SwiftCluster(data_dir, object_workers=2) as swift:
+        assert swift.pid is not None
+        workers = _children(swift.pid)
+        user = new_storage_user(swift, QUOTA)
+
+        def round_trip(name: str) -> bytes:
+            conn = storage_connection(swift, user)
+            conn.put_object("default", name, bodies[name])
+            return conn.get_object("default", name)[1]
+
+        with ThreadPoolExecutor(4) as pool:
+            returned = dict(zip(bodies, pool.map(round_trip, bodies), strict=True))
+
+    assert len(workers) == 2
+    assert returned == bodies
+    assert all(_process_gone(pid) for pid in workers)
+
+
+@needs_xattrs
+def test_worker_exit_stops_swift(data_dir: Path) -> None:
+    with SwiftCluster(data_dir, object_workers=2) as swift:
+        assert swift.pid is not None
+        first, second = _children(swift.pid)
+        os.kill(first, signal.SIGKILL)
+
+        assert _wait_until(lambda: not swift.running)
+        assert _wait_until(lambda: _process_gone(second))
+        log = swift.log_path.read_text()
+
+    assert f"object server worker {first} exited" in log
+
+
+@needs_xattrs
+def test_workers_exit_when_swift_is_killed(data_dir: Path) -> None:
+    with SwiftCluster(data_dir, object_workers=2) as swift:
+        assert swift.pid is not None
+        workers = _children(swift.pid)
+        os.kill(swift.pid, signal.SIGKILL)
+
+        assert _wait_until(lambda: all(_process_gone(pid) for pid in workers))
+
+
+def test_memory_object_server_runs_in_the_child(data_dir: Path) -> None:
+    with SwiftCluster(data_dir, object_server="memory") as swift:
+        assert swift.pid is not None
+        workers = _children(swift.pid)
+
+    assert workers == []
+
+
+def test_memory_object_server_rejects_workers(data_dir: Path) -> None:
+    with pytest.raises(HubicConfigError, match="object_workers=2 needs the disk"):
+        SwiftCluster(data_dir, object_server="memory", object_workers=2)
 
 
 def test_storage_url_format(cluster: SwiftCluster) -> None:
@@ -435,6 +528,10 @@ def test_child_exits_when_parent_dies(data_dir: Path) -> None:
     ("arguments", "message"),
     [
         ({"object_server": "ssd"}, "object_server"),
+        ({"object_workers": -1}, "object_workers"),
+        ({"object_workers": "2"}, "object_workers"),
+        ({"object_workers": True}, "object_workers"),
+        ({"object_workers": 65}, "object_workers"),
         ({"proxy_port": -1}, "proxy_port"),
         ({"proxy_port": 70000}, "proxy_port"),
         ({"proxy_port": "8080"}, "proxy_port"),
