@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import signal
@@ -170,11 +171,13 @@ def test_command_uses_config_port_and_data_dir(
         encoding="utf-8",
     )
     data_dir = tmp_path / "data"
-    expected_storage = (
-        "(disk object server)"
-        if supports_large_xattrs(tmp_path)
-        else "(in-memory object server: objects are lost on stop)"
-    )
+    cores = len(os.sched_getaffinity(0))
+    if not supports_large_xattrs(tmp_path):
+        expected_storage = "(in-memory object server: objects are lost on stop)"
+    elif cores > 1:
+        expected_storage = f"(disk object server in {cores} worker processes)"
+    else:
+        expected_storage = "(disk object server)"
 
     server = start_server(
         "--config", str(config), "--port", str(port), "--data-dir", str(data_dir)

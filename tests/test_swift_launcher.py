@@ -152,6 +152,7 @@ def test_object_workers_default_to_one_per_core(cluster: SwiftCluster) -> None:
     expected = cores if on_disk and cores > 1 else 0
     assert cluster.pid is not None
 
+    assert cluster.object_worker_count == expected
     assert len(_children(cluster.pid)) == expected
 
 

@@ -168,9 +168,13 @@ def _print_banner(server: HubicServer, *, demo: bool) -> None:
 
 
 def _storage_note(server: HubicServer) -> str:
-    if server.cluster.object_server_kind == "memory":
+    cluster = server.cluster
+    if cluster.object_server_kind == "memory":
         return "in-memory object server: objects are lost on stop"
-    return "disk object server"
+    workers = cluster.object_worker_count or 0
+    if workers == 0:
+        return "disk object server"
+    return f"disk object server in {workers} worker processes"
 
 
 @contextmanager

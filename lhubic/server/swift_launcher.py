@@ -118,10 +118,13 @@ class SwiftCluster:
     ``workers`` setting does; 0 serves objects from the child process itself,
     and None (the default) picks one per core this process may use, or 0 on a
     single core. The in-memory object server always runs in the child, since
-    its objects live there. ``proxy_port`` 0 picks a free port. ``max_object_size``
-    sets Swift's ``max_file_size`` in bytes (Swift's default is 5 GiB + 2
-    bytes). The container updater runs every ``updater_interval`` seconds so
-    that account byte and object counts catch up.
+    its objects live there. After start(), ``object_server_kind`` and
+    ``object_worker_count`` hold what was chosen.
+
+    ``proxy_port`` 0 picks a free port. ``max_object_size`` sets Swift's
+    ``max_file_size`` in bytes (Swift's default is 5 GiB + 2 bytes). The
+    container updater runs every ``updater_interval`` seconds so that account
+    byte and object counts catch up.
 
     Call start() and stop() from one thread. The other methods may be called
     from any thread. Linux only, because it passes sockets to the child and
@@ -164,6 +167,7 @@ class SwiftCluster:
         self.start_timeout = float(start_timeout)
         self.admin_key = secrets.token_urlsafe(32)
         self.object_server_kind: str | None = None
+        self.object_worker_count: int | None = None
         self.start_seconds: float | None = None
 
         self._requested_proxy_port = proxy_port
@@ -223,11 +227,13 @@ class SwiftCluster:
         self._lock_data_dir()
         try:
             self.object_server_kind = self._choose_object_server()
+            self.object_worker_count = self._object_worker_count()
             self._launch()
             self._wait_until_ready()
         except BaseException:
             self.stop()
             self.object_server_kind = None
+            self.object_worker_count = None
             raise
 
         self.start_seconds = time.monotonic() - started
@@ -237,7 +243,7 @@ class SwiftCluster:
             self.url,
             self.pid,
             self.object_server_kind,
-            self._object_worker_count(),
+            self.object_worker_count,
         )
 
     def stop(self) -> None:
@@ -459,7 +465,7 @@ class SwiftCluster:
             "servers": servers,
             "log_fd": fds["log"],
             "updater_interval": self.updater_interval,
-            "object_workers": self._object_worker_count(),
+            "object_workers": self.object_worker_count or 0,
             "parent_pid": os.getpid(),
         }
         (self.run_dir / swift_process.RUN_FILE).write_text(
