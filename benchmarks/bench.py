@@ -53,6 +53,7 @@ CLIENT_SCRIPT = Path(__file__).with_name("lhubic_client.py")
 # Targets: lhubic's wall time at most the peer's on every row, and its peak
 # memory (in KiB, like ru_maxrss) below this on the rows of the large file.
 MAX_RATIO = 1.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BIG_FILE_RSS_LIMIT_KIB = 100 * 1024
 
 MARK_START = "<!-- bench-results:start -->"
@@ -92,11 +93,13 @@ TREE_ROWS = ("small-up", "small-down")
 
 @dataclass
 class Result:
-    """One client's wall time, peak memory and CPU time on one row of one round."""
+    """One client's wall time, peak memory and CPU time on one row of one round,
+    and the CPU time Swift's processes spent meanwhile."""
 
     seconds: float
     peak_rss_kib: int
     cpu_seconds: float
+    server_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -111,6 +114,7 @@ class Bench:
     token: str
     token_store: Path
     client_env: dict[str, str]
+    swift_pid: int
     results: dict[tuple[str, str], list[Result]] = field(default_factory=dict)
     big_md5: str = ""
     small_bytes: int = 0
@@ -362,6 +366,7 @@ def median_result(results: list[Result]) -> Result:
         statistics.median(result.seconds for result in results),
         int(statistics.median(result.peak_rss_kib for result in results)),
         statistics.median(result.cpu_seconds for result in results),
+        statistics.median(result.server_cpu_seconds for result in results),
     )
 
 
@@ -397,7 +402,27 @@ def render_table(bench: Bench, rounds: int) -> str:
         f"Median of {rounds} round{'s' if rounds != 1 else ''}. Each cell is the "
         "wall time, peak resident memory and CPU time of the client process."
     )
+    lines.extend(["", *render_server_table(bench)])
     return "\n".join(lines)
+
+
+def render_server_table(bench: Bench) -> list[str]:
+    """Return the table of the CPU time Swift spent while each client ran."""
+    labels = bench.sizes.describe()
+    lines = [
+        "CPU time of Swift's processes (the proxy, account and container "
+        "process and its object workers) while each client ran, median:",
+        "",
+        "| work | lhubic | swift | rclone |",
+        "|---|---|---|---|",
+    ]
+    for row in ROWS:
+        cells = [
+            f"{median_result(bench.results[(client, row)]).server_cpu_seconds:.1f} s"
+            for client in CLIENTS
+        ]
+        lines.append(f"| {labels[row]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def missed_targets(bench: Bench) -> list[str]:
@@ -510,14 +535,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def start(server: HubicServer, sizes: Sizes, workers: int, work_dir: Path) -> Bench:
-    client_id, secret = "api_hubic_bench", os.urandom(16).hex()
-    login, password = "bench@example.com", os.urandom(16).hex()
-    redirect_uri = "http://127.0.0.1/bench/callback"
+def log_in(
+    server: HubicServer, name: str, token_store: Path | None = None
+) -> tuple[Hubic, str, str]:
+    """Register an application and a user named after ``name``; log in as them.
+
+    Return the connection, the client id and the client secret. The password
+    and the secret are random. With ``token_store``, the tokens are saved
+    there for client processes to reuse.
+    """
+    client_id, secret = f"api_hubic_{name}", os.urandom(16).hex()
+    login, password = f"{name}@example.com", os.urandom(16).hex()
+    redirect_uri = f"http://127.0.0.1/{name}/callback"
     server.add_app(client_id, secret, redirect_uri)
     server.add_user(login, password, quota=1024 * GiB)
-
-    token_store = work_dir / "tokens.json"
     hubic = Hubic(
         client_id,
         secret,
@@ -528,6 +559,13 @@ def start(server: HubicServer, sizes: Sizes, workers: int, work_dir: Path) -> Be
         scope="credentials.r",
         token_store=token_store,
     )
+    hubic.get_auth()
+    return hubic, client_id, secret
+
+
+def start(server: HubicServer, sizes: Sizes, workers: int, work_dir: Path) -> Bench:
+    token_store = work_dir / "tokens.json"
+    hubic, client_id, secret = log_in(server, "bench", token_store)
     storage_url, token = hubic.get_auth()
     env = dict(os.environ)
     env.update(
@@ -545,7 +583,12 @@ def start(server: HubicServer, sizes: Sizes, workers: int, work_dir: Path) -> Be
     for name in ("HUBIC_USERNAME", "HUBIC_PASSWORD", "HUBIC_REFRESH_TOKEN"):
         env.pop(name, None)
     warm_up_bytecode(env, work_dir)
-    return Bench(sizes, workers, work_dir, hubic, storage_url, token, token_store, env)
+    swift_pid = server.cluster.pid
+    if swift_pid is None:
+        raise RuntimeError("the local service's Swift is not running")
+    return Bench(
+        sizes, workers, work_dir, hubic, storage_url, token, token_store, env, swift_pid
+    )
 
 
 def warm_up_bytecode(env: dict[str, str], work_dir: Path) -> None:
@@ -573,7 +616,8 @@ def measure(bench: Bench, rounds: int) -> None:
                 _log(
                     f"round {round_number + 1} {row} {client}: "
                     f"{result.seconds:.2f} s, {result.peak_rss_kib / 1024:.0f} MiB, "
-                    f"{result.cpu_seconds:.2f} s CPU"
+                    f"{result.cpu_seconds:.2f} s CPU, "
+                    f"Swift {result.server_cpu_seconds:.2f} s CPU"
                 )
 
 
@@ -581,9 +625,40 @@ def run_row(bench: Bench, client: str, row: str, round_number: int) -> Result:
     prepare(bench, client, row)
     stdout = bench.work_dir / f"{client}-{row}.out"
     command = bench.command(client, row, actions(bench, client, row, round_number))
+    swift_before = swift_cpu_seconds(bench.swift_pid)
     result = run_measured(command, bench.client_env, bench.small_dir.parent, stdout)
+    # Read before the checks, whose requests would count too.
+    result.server_cpu_seconds = swift_cpu_seconds(bench.swift_pid) - swift_before
     check(bench, client, row, round_number, stdout)
     return result
+
+
+def swift_cpu_seconds(pid: int) -> float:
+    """Return the CPU time of Swift's process ``pid`` and its object workers."""
+    total = 0.0
+    for process in (pid, *_child_pids(pid)):
+        try:
+            stat = Path(f"/proc/{process}/stat").read_text(encoding="ascii")
+        except FileNotFoundError:
+            continue
+        # Fields 14 and 15 of /proc/PID/stat: user and system time in ticks.
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def _child_pids(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
 
 
 def _size_label(size: int) -> str:

@@ -1,4 +1,5 @@
-"""Smoke test of benchmarks/bench.py: its quick mode runs all three clients."""
+"""Smoke tests of the benchmark scripts: bench.py's quick mode runs all three
+clients, and request_cost.py a short run of its three HTTP stacks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,19 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 BIN = Path(sys.executable).parent
+COST = BENCH.with_name("request_cost.py")
+
+
+def _run(
+    script: Path, *arguments: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.skipif(
@@ -24,23 +38,54 @@ def test_bench_quick_run(tmp_path: Path) -> None:
         "<!-- bench-results:end -->\n\nKept.\n"
     )
 
-    completed = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--markdown", str(markdown)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    completed = _run(BENCH, "--quick", "--markdown", str(markdown), timeout=600)
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
-    assert len(rows) == 1 + 5
-    for row in rows[1:]:
+    client_rows, swift_rows = rows[:6], rows[6:]
+    assert len(client_rows) == 1 + 5
+    for row in client_rows[1:]:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert len(cells) == 6, row
         assert all(float(ratio) > 0 for ratio in cells[4:]), row
+    assert swift_rows[0] == "| work | lhubic | swift | rclone |"
+    assert len(swift_rows) == 1 + 5
+    swift_seconds = {}
+    for row in swift_rows[1:]:
+        label, *cells = [cell.strip() for cell in row.strip("|").split("|")]
+        swift_seconds[label] = [float(cell.removesuffix(" s")) for cell in cells]
+        assert len(cells) == 3, row
+        assert min(swift_seconds[label]) >= 0, row
+    # Storing 40 objects costs Swift tens of milliseconds whatever the client,
+    # so a table of zeros means its CPU time was not read.
+    assert sum(swift_seconds["40 files of 4 KiB to 64 KiB up"]) > 0
     text = markdown.read_text()
     assert "old" not in text
     assert "| 8 MiB file up |" in text
     assert text.startswith("# Benchmarks\n")
     assert text.endswith("\n\nKept.\n")
+
+
+def test_request_cost_quick_run() -> None:
+    completed = _run(COST, "--rounds", "1", "--requests", "20", timeout=300)
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| stack | ms per PUT | ratio to http.client |"
+    costs = {}
+    for row in rows[1:]:
+        stack, milliseconds, ratio = [
+            cell.strip() for cell in row.strip("|").split("|")
+        ]
+        costs[stack] = (float(milliseconds), float(ratio))
+    assert set(costs) == {"lhubic", "swiftclient", "http.client"}
+    assert all(milliseconds > 0 for milliseconds, _ in costs.values())
+    assert costs["http.client"][1] == 1.0
+
+
+@pytest.mark.parametrize("arguments", [["--rounds", "0"], ["--requests", "0"]])
+def test_request_cost_rejects_bad_counts(arguments: list[str]) -> None:
+    completed = _run(COST, *arguments, timeout=60)
+
+    assert completed.returncode == 2
+    assert "must be at least 1" in completed.stderr
