@@ -157,7 +157,10 @@ def test_object_workers_default_to_one_per_core(cluster: SwiftCluster) -> None:
 
 
 @needs_xattrs
-def test_object_workers_store_and_stop(data_dir: Path) -> None:
+def test_object_workers_store_and_stop(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lhubic.server.swift_launcher")
     bodies = {f"object-{number}": os.urandom(256 * 1024) for number in range(8)}
 
     with SwiftCluster(data_dir, object_workers=2) as swift:
@@ -176,6 +179,8 @@ def test_object_workers_store_and_stop(data_dir: Path) -> None:
     assert len(workers) == 2
     assert returned == bodies
     assert all(_process_gone(pid) for pid in workers)
+    # The child stopped its workers, then ended by SIGTERM as it would alone.
+    assert f"exit status {-signal.SIGTERM}" in caplog.text
 
 
 @needs_xattrs

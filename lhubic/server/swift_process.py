@@ -14,10 +14,10 @@ instead in that many forked processes that accept on its one socket, as
 Swift's ``workers`` setting arranges. The object server, which hashes and
 writes the bodies, takes most of the servers' CPU time (about 2.1 s of 2.7 s
 for a 1 GiB upload), so several uploads or downloads at once can then use
-every core. The proxy stays in one process, since the cache
-it keeps in memory (`InProcessCache`) is not shared. Workers end with this
-process: it stops them on SIGTERM or when one of its green threads ends, and
-the kernel sends them SIGTERM if it dies in any other way.
+every core. The proxy stays in one process, since the cache it keeps in
+memory (`InProcessCache`) is not shared. Workers end with this process: it
+stops them on SIGTERM or when one of its green threads ends, and the kernel
+sends them SIGTERM if it dies in any other way.
 
 Swift's loggers send syslog datagrams to a UDP socket that the parent also
 passed down (``log_udp_host`` in the server configurations). A green thread
@@ -366,6 +366,9 @@ def _run_object_worker(layout: dict[str, Any], parent_pid: int) -> int:
     # parent; start a fresh one, as Swift's own workers do.
     eventlet.hubs.use_hub(get_hub())
 
+    # Only the object server's socket is served here; the parent reads the
+    # log socket.
+    os.close(layout["log_fd"])
     for name, server in layout["servers"].items():
         if name != "object":
             os.close(server["fd"])
@@ -429,8 +432,10 @@ def _stop_workers_on_sigterm(workers: list[int]) -> None:
 
     def stop(signal_number: int, frame: Any) -> None:
         _stop_workers(workers)
-        # The status a process killed by the signal would have had.
-        os._exit(128 + signal_number)
+        # End as the signal's default action would have, so the parent gets
+        # the same exit status as without workers.
+        signal.signal(signal_number, signal.SIG_DFL)
+        os.kill(os.getpid(), signal_number)
 
     if workers:
         signal.signal(signal.SIGTERM, stop)
