@@ -601,6 +601,7 @@ def _download(args: argparse.Namespace) -> int:
         else:
             # A missing container fails here, before DEST is created.
             hubic.head_container(args.container)
+            created = not os.path.isdir(args.dest)
             os.makedirs(args.dest, exist_ok=True)
             results = download_tree(
                 hubic,
@@ -610,10 +611,27 @@ def _download(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 progress=progress,
             )
+            if not results:
+                _note_nothing_to_download(args, created)
     finally:
         _finish(progress)
         hubic.close()
     return _report(args, "download", results, time.monotonic() - started)
+
+
+def _note_nothing_to_download(args: argparse.Namespace, created: bool) -> None:
+    """Say that no object matched, and remove DEST if this run created it."""
+    if created:
+        os.rmdir(args.dest)
+    if args.quiet:
+        return
+    if args.prefix:
+        finding = (
+            f"no object in container {args.container!r} starts with {args.prefix!r}"
+        )
+    else:
+        finding = f"container {args.container!r} is empty"
+    print(f"lhubic download: {finding}; nothing was downloaded", file=sys.stderr)
 
 
 def _object_target(dest: str, name: str) -> str:

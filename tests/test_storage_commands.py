@@ -579,6 +579,23 @@ def test_download_missing_container_creates_nothing(
     assert not destination.exists()
 
 
+def test_download_prefix_matching_nothing_says_so(
+    environment: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    destination = tmp_path / "restore"
+
+    outcome = run(
+        capsys, "download", "default", str(destination), "--prefix", "no-such-prefix/"
+    )
+
+    assert outcome.code == 0
+    assert (
+        "lhubic download: no object in container 'default' starts with "
+        "'no-such-prefix/'; nothing was downloaded\n"
+    ) in outcome.err
+    assert not destination.exists()
+
+
 def test_download_missing_object_exits_1(
     environment: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
