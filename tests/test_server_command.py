@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +26,7 @@ from lhubic.server.command import (
     DEMO_PASSWORD,
     DEMO_REDIRECT_URI,
 )
-from lhubic.server.swift_launcher import supports_large_xattrs
+from lhubic.server.swift_launcher import default_data_parent, supports_large_xattrs
 
 START_TIMEOUT = 60
 
@@ -245,6 +247,32 @@ def test_command_rejects_invalid_config(
     assert status == 2
     assert "server.port" in stderr
     assert str(config) in stderr
+
+
+def test_command_object_workers_option(start_server: StartServer) -> None:
+    parent = default_data_parent()
+    if not supports_large_xattrs(parent):
+        pytest.skip(f"{parent} rejects large xattrs, so objects live in memory")
+    data_dir = Path(tempfile.mkdtemp(prefix="lhubic-cmd-", dir=parent))
+
+    try:
+        server = start_server("--object-workers", "1", "--data-dir", str(data_dir))
+        data_line = server.wait_for("data folder: ")
+        status = server.stop(signal.SIGTERM)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+    assert data_line.endswith("(disk object server in 1 worker process)")
+    assert status == 0
+
+
+def test_command_rejects_negative_object_workers(start_server: StartServer) -> None:
+    server = start_server("--object-workers", "-1")
+    status, stderr = server.wait_for_exit()
+
+    assert status == 2
+    assert "invalid object_workers -1: expected an integer from 0 to 64" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_command_help_exits_zero() -> None:

@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         "folder takes large extended attributes; default)",
     )
     parser.add_argument(
+        "--object-workers",
+        type=int,
+        metavar="N",
+        help="processes that serve objects with the disk object server "
+        "(default: one per core; 0 serves them from the Swift process)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="log every request (DEBUG level)"
     )
     return parser
@@ -146,6 +153,7 @@ def _create_server(args: argparse.Namespace) -> HubicServer:
         config=args.config,
         port=args.port,
         object_server=args.object_server,
+        object_workers=args.object_workers,
     )
     if args.config is None:
         server.add_app(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI)
@@ -174,7 +182,8 @@ def _storage_note(server: HubicServer) -> str:
     workers = cluster.object_worker_count or 0
     if workers == 0:
         return "disk object server"
-    return f"disk object server in {workers} worker processes"
+    noun = "process" if workers == 1 else "processes"
+    return f"disk object server in {workers} worker {noun}"
 
 
 @contextmanager

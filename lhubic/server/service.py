@@ -234,7 +234,9 @@ class HubicServer:
     access tokens for 21600 s, storage tokens for 86400 s, codes for 60 s.
     ``port`` 0 picks a free port. ``data_dir`` None means a temporary folder
     under `default_data_parent()`, removed on stop; a given folder is kept.
-    ``object_server`` is passed to `SwiftCluster`. ``clock`` returns seconds
+    ``object_server`` and ``object_workers`` are passed to `SwiftCluster`:
+    the object server's kind, and how many processes serve objects (None: one
+    per core). ``clock`` returns seconds
     since the epoch and times codes and access tokens, so tests can move it.
     ``public_storage_url`` (also settable while running) is the base URL
     that ``/1.0/account/credentials`` hands out storage endpoints under, such
@@ -251,6 +253,7 @@ class HubicServer:
         *,
         port: int | None = None,
         object_server: str = "auto",
+        object_workers: int | None = None,
         clock: Callable[[], float] = time.time,
         public_storage_url: str | None = None,
     ) -> None:
@@ -269,6 +272,7 @@ class HubicServer:
             _argument("port", check_port, port)
         self.port = self.config.port if port is None else port
         self.object_server = object_server
+        self.object_workers = object_workers
 
         chosen_dir = data_dir if data_dir is not None else self.config.data_dir
         self._given_data_dir = None if chosen_dir is None else Path(chosen_dir)
@@ -356,7 +360,11 @@ class HubicServer:
     def _start_parts(self) -> None:
         self.data_dir = self._create_data_dir()
 
-        cluster = SwiftCluster(self.data_dir, object_server=self.object_server)
+        cluster = SwiftCluster(
+            self.data_dir,
+            object_server=self.object_server,
+            object_workers=self.object_workers,
+        )
         self._cluster = cluster
         storage = SwiftStorage(cluster, self._public_storage_url)
         self._storage = storage
