@@ -13,7 +13,7 @@ import getpass
 import sys
 
 from .connection import Hubic, _read_settings, _require_login_material, _Settings
-from .exceptions import HubicConfigError
+from .exceptions import HubicConfigError, HubicInvalidLogin
 from .store import TokenStore, make_token_store
 
 __all__ = ["connect"]
@@ -95,12 +95,24 @@ def _connect_with_prompt(
         raise HubicConfigError(
             "no password entered; type it at the prompt, or set HUBIC_PASSWORD"
         )
-    return Hubic(
+    hubic = Hubic(
         username=username,
         password=password,
         api_url=api_url,
         token_store=store,
     )
+    # Log in now: the library's message for a rejected password names the
+    # variables, while here the user typed at least the password.
+    try:
+        hubic.get_auth()
+    except HubicInvalidLogin:
+        hubic.close()
+        typed = "the password" if settings.username else "the login and password"
+        raise HubicInvalidLogin(
+            f"hubiC rejected the login {username!r} or its password; run the "
+            f"command again and check {typed} you type"
+        ) from None
+    return hubic
 
 
 def _prompt_login() -> str:

@@ -282,6 +282,29 @@ def test_terminal_prompts_for_password(
     assert "default" in outcome.out.splitlines()
 
 
+def test_wrong_typed_password_names_the_prompt(
+    environment: dict[str, str],
+    account: Account,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HUBIC_PASSWORD")
+    monkeypatch.setattr(sys, "stdin", TerminalInput(""))
+    monkeypatch.setattr(
+        "lhubic.command_login.getpass.getpass", lambda _: "not the password"
+    )
+
+    outcome = run(capsys, "ls")
+
+    assert outcome.code == 1
+    assert (
+        f"hubiC rejected the login {account.login!r} or its password; run the "
+        "command again and check the password you type"
+    ) in outcome.err
+    assert "HUBIC_PASSWORD" not in outcome.err
+    assert "not the password" not in outcome.err
+
+
 def test_empty_password_exits_2(
     environment: dict[str, str],
     capsys: pytest.CaptureFixture[str],
