@@ -418,12 +418,12 @@ def _stop_workers(workers: list[int]) -> None:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            pass
+            logger.debug("object server worker %d had already exited", pid)
     for pid in workers:
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
-            pass
+            logger.debug("object server worker %d was already reaped", pid)
     workers.clear()
 
 
