@@ -620,7 +620,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _note_nothing_to_download(args: argparse.Namespace, created: bool) -> None:
-    """Say that no object matched, and remove DEST if this run created it."""
+    """Report that no object matched, and remove DEST if this run created it."""
     if created:
         os.rmdir(args.dest)
     if args.quiet:

@@ -216,7 +216,7 @@ def test_memory_object_server_runs_in_the_child(data_dir: Path) -> None:
 
 
 def test_memory_object_server_rejects_workers(data_dir: Path) -> None:
-    with pytest.raises(HubicConfigError, match="object_workers=2 needs the disk"):
+    with pytest.raises(HubicConfigError, match="invalid object_workers=2 with"):
         SwiftCluster(data_dir, object_server="memory", object_workers=2)
 
 
@@ -412,6 +412,26 @@ def test_auto_without_xattrs_uses_memory(caplog: pytest.LogCaptureFixture) -> No
     assert kind == "memory"
     assert body == b"kept in RAM"
     assert "lost when Swift stops" in caplog.text
+
+
+@needs_folder_without_xattrs
+def test_auto_fallback_ignores_object_workers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert NO_XATTR_FOLDER is not None
+    folder = Path(tempfile.mkdtemp(prefix="lhubic-swift-", dir=NO_XATTR_FOLDER))
+    caplog.set_level(logging.WARNING, logger="lhubic")
+    try:
+        with SwiftCluster(folder, object_workers=2) as swift:
+            assert swift.pid is not None
+            workers = _children(swift.pid)
+            count = swift.object_worker_count
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    assert workers == []
+    assert count == 0
+    assert "ignoring object_workers=2" in caplog.text
 
 
 def test_stop_leaves_no_process(data_dir: Path) -> None:

@@ -113,13 +113,13 @@ class SwiftCluster:
     ``object_server`` is ``"disk"`` (Swift's object server, which needs large
     user extended attributes in ``data_dir``), ``"memory"`` (Swift's in-memory
     object server: objects are lost on stop) or ``"auto"`` (disk when the
-    folder allows it). ``object_workers`` is how many processes of its own the
-    disk object server runs in, all accepting on one socket as Swift's
-    ``workers`` setting does; 0 serves objects from the child process itself,
-    and None (the default) picks one per core this process may use, or 0 on a
-    single core. The in-memory object server always runs in the child, since
-    its objects live there. After start(), ``object_server_kind`` and
-    ``object_worker_count`` hold what was chosen.
+    folder allows it). ``object_workers`` is the number of processes that run
+    the disk object server, all accepting on one socket as Swift's ``workers``
+    setting does. 0 serves objects from the child process itself, and None
+    (the default) picks one per core this process may use, or 0 on a single
+    core. The in-memory object server always runs in the child, because its
+    objects live there. After start(), ``object_server_kind`` and
+    ``object_worker_count`` are the choices made.
 
     ``proxy_port`` 0 picks a free port. ``max_object_size`` sets Swift's
     ``max_file_size`` in bytes (Swift's default is 5 GiB + 2 bytes). The
@@ -147,9 +147,10 @@ class SwiftCluster:
             _check_int("object_workers", object_workers, minimum=0, maximum=64)
             if object_server == "memory" and object_workers > 0:
                 raise HubicConfigError(
-                    f"object_workers={object_workers} needs the disk object "
-                    "server: the in-memory one keeps objects in the process that "
-                    "stored them; pass object_workers=0 or object_server='disk'"
+                    f"invalid object_workers={object_workers} with "
+                    "object_server='memory': the in-memory object server keeps "
+                    "its objects in one process. Pass object_workers=0, or "
+                    "object_server='disk'"
                 )
         _check_int("proxy_port", proxy_port, minimum=0, maximum=65535)
         if max_object_size is not None:
@@ -412,6 +413,13 @@ class SwiftCluster:
 
     def _object_worker_count(self) -> int:
         if self.object_server_kind == "memory":
+            if self.object_workers:
+                # Only "auto" gets here: it fell back to the in-memory server.
+                logger.warning(
+                    "ignoring object_workers=%d: the in-memory object server "
+                    "runs in the Swift process",
+                    self.object_workers,
+                )
             return 0
         if self.object_workers is not None:
             return self.object_workers

@@ -362,12 +362,12 @@ def _run_object_worker(layout: dict[str, Any], parent_pid: int) -> int:
     from swift.common.wsgi import get_hub
 
     _exit_with_parent(signal.SIGTERM)
-    # A hub inherited through fork shares its epoll descriptor with the
-    # parent; start a fresh one, as Swift's own workers do.
+    # Start a fresh hub, as Swift's own workers do, so that no epoll state is
+    # shared with the parent.
     eventlet.hubs.use_hub(get_hub())
 
-    # Only the object server's socket is served here; the parent reads the
-    # log socket.
+    # This process serves only the object server's socket. The parent reads
+    # the log socket.
     os.close(layout["log_fd"])
     for name, server in layout["servers"].items():
         if name != "object":
