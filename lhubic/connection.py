@@ -74,11 +74,11 @@ from .oauth import (
 )
 from .security import (
     GuardedSession,
-    GuardedStorageSession,
     check_url,
     fingerprint,
     install_secret_filter,
 )
+from .storage_http import StorageConnection
 from .store import RECORD_VERSION, TokenStore, make_token_store
 from .transfers import TransferMixin
 
@@ -934,18 +934,21 @@ class Hubic(TransferMixin, Connection):
 
         Raises `HubicInsecureURL` for plain HTTP to a host that is not loopback.
         """
-        target = url or self.url
-        check_url(
-            target,
+        target = check_url(
+            url or self.url,
             name="storage URL",
             fix="lhubic does not send the storage token to it",
         )
-        parsed, connection = super().http_connection(url)
-        session = GuardedStorageSession(logger)
-        # swiftclient sends no default headers; keep it that way.
-        session.headers = None
-        connection.request_session = session
-        return parsed, connection
+        connection = StorageConnection(
+            target,
+            request_logger=logger,
+            cacert=self.cacert,
+            insecure=self.insecure,
+            cert=self.cert,
+            cert_key=self.cert_key,
+            timeout=self.timeout,
+        )
+        return connection.parsed_url, connection
 
     def close(self) -> None:
         """Close this thread's connections, and those of threads that ended.

@@ -35,6 +35,7 @@ __all__ = [
     "fingerprint",
     "install_secret_filter",
     "is_loopback_host",
+    "log_exchange",
     "log_response",
     "redact_text",
     "redact_url",
@@ -272,13 +273,21 @@ def install_secret_filter(*secrets: str | None) -> SecretFilter:
 def log_response(log: logging.Logger, response: requests.Response) -> None:
     """Log a request's method, URL without secrets, status and duration at DEBUG."""
     request = response.request
-    log.debug(
-        "%s %s -> %s in %.3f s",
-        request.method,
-        redact_url(request.url or ""),
+    log_exchange(
+        log,
+        request.method or "",
+        request.url or "",
         response.status_code,
         response.elapsed.total_seconds(),
     )
+
+
+def log_exchange(
+    log: logging.Logger, method: str, url: str, status: int, seconds: float
+) -> None:
+    """Log a request's method, URL without secrets, status and duration at DEBUG."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("%s %s -> %s in %.3f s", method, redact_url(url), status, seconds)
 
 
 class _RedirectGuard:
@@ -359,6 +368,9 @@ class GuardedStorageSession(_RedirectGuard, SwiftClientRequestsSession):
 
     def __init__(self, request_logger: logging.Logger) -> None:
         super().__init__()
+        # swiftclient sends no default headers (requests would add its own
+        # User-Agent, Accept and Accept-Encoding); keep it that way.
+        self.headers = None
         self._request_logger = request_logger
         self.hooks["response"].append(self._log_response)
         self._environment_settings: dict[Hashable, dict[str, Any]] = {}

@@ -1,0 +1,491 @@
+"""The HTTP connection behind `Hubic`'s storage calls.
+
+python-swiftclient sends every storage request through a requests session and
+reads the response through an adapter with the `http.client` interface
+(``status``, ``getheader``, ``read``). On small requests most of the client's
+CPU goes to the requests layers around urllib3: preparing the request, cookies,
+hooks and building the Response. `StorageConnection` keeps the same interface
+and the same settings, but sends each request straight to the urllib3
+connection pool that requests would use: the pool, its TLS setup and its
+proxy come from requests' own adapter, read once per connection. Redirects,
+which Swift does not send, are handed back to requests and lhubic's redirect
+guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import select_proxy, super_len
+from swiftclient import version as swiftclient_version
+from swiftclient.client import encode_meta_headers
+from swiftclient.exceptions import ClientException
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
+from urllib3.exceptions import InvalidHeader as _InvalidHeader
+from urllib3.exceptions import ProxyError as _ProxyError
+from urllib3.exceptions import SSLError as _SSLError
+
+from .security import GuardedStorageSession, log_exchange
+
+__all__ = ["SentRequest", "StorageConnection", "StorageResponse"]
+
+# Status codes after which requests follows the Location header.
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+Timeout = float | tuple[float | None, float | None] | None
+
+
+def _decode_header(text: str) -> str:
+    # http.client reads header bytes as ISO-8859-1; Swift sends UTF-8.
+    return text.encode("iso-8859-1").decode("utf-8")
+
+
+def _encode_header(text: str) -> str:
+    return text.encode("utf-8").decode("iso-8859-1")
+
+
+class SentRequest:
+    """The method and URL of a storage request, as a response's ``request``."""
+
+    __slots__ = ("method", "url")
+
+    def __init__(self, method: str, url: str) -> None:
+        self.method = method
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<SentRequest {self.method}>"
+
+
+class StorageResponse:
+    """A storage response, read through the `http.client` interface.
+
+    ``raw`` is the urllib3 response. ``status_code``, ``headers``, ``content``
+    and ``request`` are there for code written against the requests Response
+    that swiftclient's own connection returns, such as
+    ``ClientException.from_response``.
+    """
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, request: SentRequest) -> None:
+        self.raw = raw
+        self.request = request
+        self.status = raw.status
+        self.status_code = raw.status
+        self.reason = raw.reason
+        self._headers: CaseInsensitiveDict[str] | None = None
+        self._content: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"<StorageResponse {self.status} {self.reason}>"
+
+    @property
+    def url(self) -> str:
+        """The URL the request went to."""
+        return self.request.url
+
+    @property
+    def headers(self) -> CaseInsensitiveDict[str]:
+        """The response headers as requests gives them, repeated ones joined."""
+        if self._headers is None:
+            self._headers = CaseInsensitiveDict(self.raw.headers)
+        return self._headers
+
+    @property
+    def content(self) -> bytes:
+        """The rest of the body, read once and kept."""
+        if self._content is None:
+            self._content = self.raw.read()
+            self.close()
+        return self._content
+
+    def getheaders(self) -> list[tuple[str, str]]:
+        """Return every header as a (name, value) pair; repeated ones joined."""
+        headers = self.raw.headers
+        return [
+            (_decode_header(name), _decode_header(headers[name])) for name in headers
+        ]
+
+    def getheader(self, name: str, default: str | None = None) -> str | None:
+        """Return the value of header ``name`` (any case), or ``default``."""
+        value = self.raw.headers.get(_encode_header(name.lower()))
+        if value is None:
+            return default
+        return _decode_header(value)
+
+    def read(self, amt: int | None = None) -> bytes:
+        """Read up to ``amt`` bytes of the body, all of it if ``amt`` is None.
+
+        The connection goes back to the pool once the body has been read.
+        """
+        chunk = self.raw.read(amt)
+        if not chunk:
+            self.close()
+        return chunk
+
+    def close(self) -> None:
+        """Release the connection; one whose body was not read to the end is closed."""
+        self.raw.close()
+        self.raw.release_conn()
+
+
+class StorageConnection:
+    """An HTTP connection to one storage URL, as swiftclient's `http_connection`.
+
+    Takes the arguments of swiftclient's ``HTTPConnection`` and offers its
+    methods: `request`, `putrequest`, `getresponse` and `close`. Proxy and CA
+    bundle variables of the environment (``HTTPS_PROXY``, ``NO_PROXY``,
+    ``REQUESTS_CA_BUNDLE``, ...) are read as requests reads them, once, at the
+    first request. Each response is logged at DEBUG to ``request_logger``
+    without its URL's secrets.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        request_logger: logging.Logger,
+        cacert: str | None = None,
+        insecure: bool = False,
+        cert: str | None = None,
+        cert_key: str | None = None,
+        timeout: Timeout = None,
+        default_user_agent: str | None = None,
+    ) -> None:
+        self.url = url
+        self.parsed_url = urlparse(url)
+        if self.parsed_url.scheme not in ("http", "https"):
+            raise ClientException(
+                f"unsupported scheme {self.parsed_url.scheme!r} in storage URL "
+                f"{self.parsed_url.scheme}://{self.parsed_url.hostname}; "
+                "use http or https"
+            )
+        self.host = self.parsed_url.netloc
+        self.port = self.parsed_url.port
+        self.default_user_agent = (
+            default_user_agent
+            or f"python-swiftclient-{swiftclient_version.version_string}"
+        )
+
+        # The arguments swiftclient's HTTPConnection passes to requests.
+        verify: bool | str = not insecure
+        if cacert and not insecure:
+            verify = cacert
+        self.requests_args: dict[str, Any] = {"verify": verify, "stream": True}
+        if cert:
+            self.requests_args["cert"] = (cert, cert_key) if cert_key else cert
+        if timeout:
+            self.requests_args["timeout"] = timeout
+
+        self.request_session = GuardedStorageSession(request_logger)
+        self.resp: StorageResponse | None = None
+        self._logger = request_logger
+        self._timeout = _urllib3_timeout(timeout or None)
+        self._route: _Route | None = None
+
+    def request(
+        self,
+        method: str,
+        full_path: str,
+        data: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        files: Any = None,
+    ) -> StorageResponse:
+        """Send a request for ``full_path`` and return its response."""
+        encoded = encode_meta_headers(headers) if headers else {}
+        if "user-agent" not in encoded:
+            encoded["user-agent"] = self.default_user_agent
+        url = f"{self.parsed_url.scheme}://{self.parsed_url.netloc}{full_path}"
+
+        if files is not None:
+            # swiftclient never sends multipart uploads, so requests builds them.
+            response = self.request_session.request(
+                method,
+                url,
+                headers=encoded,
+                data=data,
+                files=files,
+                **self.requests_args,
+            )
+            self.resp = StorageResponse(response.raw, SentRequest(method, url))
+            return self.resp
+
+        body, chunked = _frame_body(method, data, encoded)
+        self.resp = self._send(method, url, body, encoded, chunked)
+        return self.resp
+
+    def putrequest(
+        self,
+        full_path: str,
+        data: Any = None,
+        headers: Mapping[str, Any] | None = None,
+        files: Any = None,
+    ) -> StorageResponse:
+        """Send a PUT request for ``full_path`` and return its response."""
+        return self.request("PUT", full_path, data, headers, files)
+
+    def getresponse(self) -> StorageResponse:
+        """Return the response to the last request."""
+        if self.resp is None:
+            raise ClientException("getresponse() called before any request")
+        return self.resp
+
+    def close(self) -> None:
+        """Close the last response and every pooled connection."""
+        if self.resp is not None:
+            self.resp.close()
+        self._route = None
+        self.request_session.close()
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        headers: dict[str, Any],
+        chunked: bool,
+    ) -> StorageResponse:
+        route = self._route or self._open_route(url)
+        target = url if route.absolute_target else url[len(route.origin) :]
+        position = _body_position(body)
+        started = time.perf_counter()
+        try:
+            raw = route.pool.urlopen(
+                method,
+                target,
+                body=body,
+                headers=headers,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                retries=route.adapter.max_retries,
+                timeout=self._timeout,
+                chunked=chunked,
+            )
+        except ClosedPoolError as error:
+            # close() dropped the pool, so the next request opens a new one.
+            self._route = None
+            raise requests.exceptions.ConnectionError(error) from error
+        except Exception as error:
+            mapped = _requests_error(error)
+            if mapped is error:
+                raise
+            raise mapped from error
+        elapsed = time.perf_counter() - started
+
+        if raw.status in _REDIRECT_STATUSES and "location" in raw.headers:
+            return self._follow_redirects(
+                route, method, url, body, headers, position, raw, elapsed
+            )
+        log_exchange(self._logger, method, url, raw.status, elapsed)
+        return StorageResponse(raw, SentRequest(method, url))
+
+    def _open_route(self, url: str) -> _Route:
+        session = self.request_session
+        settings = session.merge_environment_settings(
+            url,
+            {},
+            True,
+            self.requests_args["verify"],
+            self.requests_args.get("cert"),
+        )
+        adapter = session.get_adapter(url)
+        if not isinstance(adapter, HTTPAdapter):
+            raise TypeError(f"storage adapter {adapter!r} is not an HTTPAdapter")
+
+        stub = requests.PreparedRequest()
+        stub.url = url
+        verify = settings["verify"]
+        cert = settings["cert"]
+        proxies = settings["proxies"]
+        try:
+            pool = adapter.get_connection_with_tls_context(
+                stub, verify, proxies=proxies, cert=cert
+            )
+        except urllib3.exceptions.LocationValueError as error:
+            raise requests.exceptions.InvalidURL(error) from error
+        adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
+
+        # Through a plain-HTTP proxy the request line carries the whole URL,
+        # as requests' HTTPAdapter.request_url builds it.
+        proxy = select_proxy(url, proxies)
+        absolute = bool(
+            proxy
+            and self.parsed_url.scheme != "https"
+            and not urlparse(proxy).scheme.lower().startswith("socks")
+        )
+        origin = f"{self.parsed_url.scheme}://{self.parsed_url.netloc}"
+        self._route = _Route(
+            adapter, cast(urllib3.HTTPConnectionPool, pool), settings, origin, absolute
+        )
+        return self._route
+
+    def _follow_redirects(
+        self,
+        route: _Route,
+        method: str,
+        url: str,
+        body: Any,
+        headers: dict[str, Any],
+        position: int | None,
+        raw: urllib3.BaseHTTPResponse,
+        elapsed: float,
+    ) -> StorageResponse:
+        # Rebuild what requests would have sent, so its redirect logic (and
+        # the guard in GuardedStorageSession) handles the rest of the chain.
+        session = self.request_session
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = url
+        prepared.headers = CaseInsensitiveDict(headers)
+        prepared.body = body
+        prepared.hooks = {"response": list(session.hooks["response"])}
+        prepared._cookies = RequestsCookieJar()  # type: ignore[attr-defined]
+        prepared._body_position = position  # type: ignore[attr-defined]
+
+        first = route.adapter.build_response(prepared, raw)
+        log_exchange(self._logger, method, url, raw.status, elapsed)
+        settings = route.settings
+        hops = list(
+            session.resolve_redirects(
+                first,
+                prepared,
+                stream=True,
+                timeout=self.requests_args.get("timeout"),
+                verify=settings["verify"],
+                cert=settings["cert"],
+                proxies=dict(settings["proxies"] or {}),
+            )
+        )
+        final = hops[-1] if hops else first
+        return StorageResponse(
+            final.raw, SentRequest(final.request.method or method, final.url or url)
+        )
+
+
+class _Route:
+    """The pool, settings and request-line form for one storage origin."""
+
+    __slots__ = ("absolute_target", "adapter", "origin", "pool", "settings")
+
+    def __init__(
+        self,
+        adapter: HTTPAdapter,
+        pool: urllib3.HTTPConnectionPool,
+        settings: dict[str, Any],
+        origin: str,
+        absolute_target: bool,
+    ) -> None:
+        self.adapter = adapter
+        self.pool = pool
+        self.settings = settings
+        self.origin = origin
+        self.absolute_target = absolute_target
+
+
+def _urllib3_timeout(timeout: Timeout) -> urllib3.Timeout:
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return urllib3.Timeout(connect=connect, read=read)
+    return urllib3.Timeout(connect=timeout, read=timeout)
+
+
+def _frame_body(method: str, data: Any, headers: dict[Any, Any]) -> tuple[Any, bool]:
+    """Return the body to send and whether it goes chunked, as requests frames it.
+
+    A ``Content-Length`` or ``Transfer-Encoding`` header from the caller is
+    kept. Otherwise ``Content-Length`` is set when the length is known (bytes,
+    a sized object, or a file from its current position), and a body of
+    unknown length goes chunked.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    names = {
+        (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
+        for name in headers
+    }
+
+    if data is None:
+        framed = "content-length" in names or "transfer-encoding" in names
+        if not framed and method not in ("GET", "HEAD"):
+            headers["Content-Length"] = "0"
+        return None, False
+    if "transfer-encoding" in names:
+        return data, True
+    if "content-length" in names:
+        return data, False
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        headers["Content-Length"] = str(len(data))
+        return data, False
+    if isinstance(data, (Mapping, list, tuple)):
+        raise TypeError(
+            "storage request body must be bytes, a file or an iterable of "
+            f"bytes, got {type(data).__name__}"
+        )
+
+    length = super_len(data)  # type: ignore[no-untyped-call]
+    if length:
+        headers["Content-Length"] = str(length)
+        return data, False
+    return data, True
+
+
+def _body_position(body: Any) -> int | None:
+    tell = getattr(body, "tell", None)
+    if tell is None:
+        return None
+    try:
+        position: int = tell()
+    except OSError:
+        return None
+    return position
+
+
+def _requests_error(error: Exception) -> Exception:
+    """Return the requests exception that requests' HTTPAdapter raises for ``error``.
+
+    swiftclient retries requests and socket errors, and lhubic's messages
+    name the requests classes, so the mapping follows requests 2.x exactly.
+    """
+    exceptions = requests.exceptions
+    if isinstance(error, (ProtocolError, OSError)):
+        return exceptions.ConnectionError(error)
+    if isinstance(error, MaxRetryError):
+        reason = error.reason
+        if isinstance(reason, ConnectTimeoutError) and not isinstance(
+            reason, NewConnectionError
+        ):
+            return exceptions.ConnectTimeout(error)
+        if isinstance(reason, ResponseError):
+            return exceptions.RetryError(error)
+        if isinstance(reason, _ProxyError):
+            return exceptions.ProxyError(error)
+        if isinstance(reason, _SSLError):
+            return exceptions.SSLError(error)
+        return exceptions.ConnectionError(error)
+    if isinstance(error, _ProxyError):
+        return exceptions.ProxyError(error)
+    if isinstance(error, _SSLError):
+        return exceptions.SSLError(error)
+    if isinstance(error, ReadTimeoutError):
+        return exceptions.ReadTimeout(error)
+    if isinstance(error, _InvalidHeader):
+        return exceptions.InvalidHeader(error)
+    return error
