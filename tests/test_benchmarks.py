@@ -3,9 +3,12 @@ clients, and request_cost.py a short run of its three HTTP stacks."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -89,3 +92,41 @@ def test_request_cost_rejects_bad_counts(arguments: list[str]) -> None:
 
     assert completed.returncode == 2
     assert "must be at least 1" in completed.stderr
+
+
+def test_bench_rejects_negative_warm_up() -> None:
+    completed = _run(BENCH, "--warm-up-rounds", "-1", timeout=60)
+
+    assert completed.returncode == 2
+    assert "--warm-up-rounds must be 0 or more" in completed.stderr
+
+
+def _load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # The dataclasses of bench.py look their module up while they are built.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_warm_up_rounds_run_but_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _load_bench()
+    runs: list[tuple[str, str, int]] = []
+
+    def run_row(state: Any, client: str, row: str, round_number: int) -> Any:
+        runs.append((client, row, round_number))
+        return bench.Result(float(round_number), 1, 0.0)
+
+    monkeypatch.setattr(bench, "run_row", run_row)
+    state = SimpleNamespace(results={})
+
+    bench.measure(state, 2, 1)
+
+    assert len(runs) == 3 * len(bench.ROWS) * len(bench.CLIENTS)
+    assert {number for _, _, number in runs} == {0, 1, 2}
+    assert len(state.results) == len(bench.ROWS) * len(bench.CLIENTS)
+    kept = [result.seconds for results in state.results.values() for result in results]
+    assert sorted(set(kept)) == [1.0, 2.0]
+    assert all(len(results) == 2 for results in state.results.values())
