@@ -627,10 +627,11 @@ def warm_up_bytecode(env: dict[str, str], work_dir: Path) -> None:
 def measure(bench: Bench, rounds: int, warm_up_rounds: int = 0) -> None:
     """Run every client on every row, ``rounds`` times after ``warm_up_rounds``.
 
-    Results of the warm-up rounds are checked but not kept. Start-up costs
-    fall on the first rounds whichever client runs: in a five-round run on a
-    two-core virtual machine, Swift spent 5 to 9 s of CPU on each 1 GiB
-    upload in the first two rounds and 2.6 to 4.2 s in the last three.
+    Results of the warm-up rounds are checked but not kept, because start-up
+    costs of the machine fall on the first rounds whichever client runs. In a
+    five-round run on a two-core virtual machine, Swift spent 4.9 to 8.7 s of
+    CPU on five of the six 1 GiB uploads of the first two rounds. In the last
+    three rounds it spent 2.6 to 4.2 s on each.
     """
     for round_number in range(warm_up_rounds + rounds):
         order = CLIENTS[round_number % 3 :] + CLIENTS[: round_number % 3]
