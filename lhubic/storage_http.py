@@ -417,6 +417,9 @@ def _frame_body(method: str, data: Any, headers: dict[Any, Any]) -> tuple[Any, b
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray)) and not data:
+        # requests sends no body for an empty one, so a GET gets no length.
+        data = None
     names = {
         (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
         for name in headers

@@ -238,6 +238,8 @@ def test_unread_response_not_reused(stand_in: StorageStandIn) -> None:
         ("DELETE", None, "0", False),
         ("GET", None, None, False),
         ("HEAD", None, None, False),
+        ("PUT", b"", "0", False),
+        ("GET", b"", None, False),
         ("PUT", b"12345", "5", False),
         ("PUT", bytearray(b"123"), "3", False),
         ("PUT", iter([b"12", b"345"]), None, True),
