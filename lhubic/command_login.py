@@ -39,6 +39,7 @@ def connect(api_url: str | None, token_store: str | None) -> Hubic:
         redirect_uri=None,
         scope=None,
         timeout=None,
+        command_line=True,
     )
     store = make_token_store(token_store)
     if store is not None:

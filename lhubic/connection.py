@@ -270,6 +270,10 @@ def _check_redirect_uri(uri: str) -> str:
     return uri
 
 
+def _how_to_set(argument: str, variable: str, command_line: bool) -> str:
+    return f"set {variable}" if command_line else f"pass {argument}= or set {variable}"
+
+
 def _read_settings(
     client_id: object,
     client_secret: object,
@@ -280,18 +284,24 @@ def _read_settings(
     redirect_uri: object,
     scope: object,
     timeout: object,
+    command_line: bool = False,
 ) -> _Settings:
+    """Return the settings from the arguments, or else the environment.
+
+    With ``command_line``, an error about a missing client id or secret names
+    only the environment variable, because the commands have no option for it.
+    """
     found_id = _string_setting(client_id, "client_id", "HUBIC_CLIENT_ID", token=True)
     found_secret = _string_setting(
         client_secret, "client_secret", "HUBIC_CLIENT_SECRET", secret=True, token=True
     )
     missing = []
     if found_id is None:
-        missing.append("the client id (pass client_id= or set HUBIC_CLIENT_ID)")
+        fix = _how_to_set("client_id", "HUBIC_CLIENT_ID", command_line)
+        missing.append(f"the client id ({fix})")
     if found_secret is None:
-        missing.append(
-            "the client secret (pass client_secret= or set HUBIC_CLIENT_SECRET)"
-        )
+        fix = _how_to_set("client_secret", "HUBIC_CLIENT_SECRET", command_line)
+        missing.append(f"the client secret ({fix})")
     if missing:
         raise HubicConfigError(
             "missing " + " and ".join(missing) + "; both come from the "

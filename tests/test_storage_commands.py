@@ -213,7 +213,9 @@ def test_missing_client_id_exits_2(
     assert outcome.code == 2
     assert outcome.out == ""
     assert outcome.err.startswith("lhubic ls: missing the client id")
-    assert "HUBIC_CLIENT_ID" in outcome.err
+    assert "(set HUBIC_CLIENT_ID)" in outcome.err
+    assert "(set HUBIC_CLIENT_SECRET)" in outcome.err
+    assert "client_id=" not in outcome.err
     assert len(outcome.err.splitlines()) == 1
 
 
