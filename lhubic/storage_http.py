@@ -9,23 +9,32 @@ and the same settings, but sends each request straight to the urllib3
 connection pool that requests would use: the pool, its TLS setup and its
 proxy come from requests' own adapter, read once per connection. Redirects,
 which Swift does not send, are handed back to requests and lhubic's redirect
-guard.
+guard. When the session's adapter is not requests' own (a test double such as
+the ``responses`` or ``requests-mock`` packages, or a mounted adapter), every
+request goes through requests as before.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlparse
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
-from requests.utils import select_proxy, super_len
+from requests.utils import (
+    check_header_validity,
+    get_encoding_from_headers,
+    select_proxy,
+    super_len,
+)
 from swiftclient import version as swiftclient_version
 from swiftclient.client import encode_meta_headers
 from swiftclient.exceptions import ClientException
@@ -44,7 +53,12 @@ from urllib3.exceptions import SSLError as _SSLError
 
 from .security import GuardedStorageSession, log_exchange
 
-__all__ = ["SentRequest", "StorageConnection", "StorageResponse"]
+__all__ = ["StorageConnection", "StorageResponse"]
+
+# requests' own methods, taken at import: an adapter whose class has others
+# (a subclass, or a test double patched in) gets every request through them.
+_HTTP_ADAPTER_SEND = HTTPAdapter.send
+_HTTP_ADAPTER_CONNECTION = HTTPAdapter.get_connection_with_tls_context
 
 # Status codes after which requests follows the Location header.
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -61,59 +75,51 @@ def _encode_header(text: str) -> str:
     return text.encode("utf-8").decode("iso-8859-1")
 
 
-class SentRequest:
-    """The method and URL of a storage request, as a response's ``request``."""
-
-    __slots__ = ("method", "url")
-
-    def __init__(self, method: str, url: str) -> None:
-        self.method = method
-        self.url = url
-
-    def __repr__(self) -> str:
-        return f"<SentRequest {self.method}>"
-
-
 class StorageResponse:
     """A storage response, read through the `http.client` interface.
 
-    ``raw`` is the urllib3 response. ``status_code``, ``headers``, ``content``
-    and ``request`` are there for code written against the requests Response
-    that swiftclient's own connection returns, such as
-    ``ClientException.from_response``.
+    ``raw`` is the urllib3 response and ``request`` the requests
+    ``PreparedRequest`` that was sent. Any other attribute of a requests
+    ``Response`` (``headers``, ``content``, ``iter_content``, ``json``,
+    ``elapsed``, ...) is there too, for code written against the Response that
+    swiftclient's own connection returns, such as
+    ``ClientException.from_response``: the first use builds that Response
+    around the same ``raw``.
     """
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, request: SentRequest) -> None:
+    def __init__(
+        self,
+        raw: urllib3.BaseHTTPResponse,
+        url: str,
+        elapsed: float,
+        request: requests.PreparedRequest | Callable[[], requests.PreparedRequest],
+        response: requests.Response | None = None,
+    ) -> None:
         self.raw = raw
-        self.request = request
+        self.url = url
         self.status = raw.status
         self.status_code = raw.status
         self.reason = raw.reason
-        self._headers: CaseInsensitiveDict[str] | None = None
-        self._content: bytes | None = None
+        self._elapsed = elapsed
+        self._request = request
+        self._response = response
+
+    @property
+    def request(self) -> requests.PreparedRequest:
+        """The request that was sent, built on first use."""
+        if not isinstance(self._request, requests.PreparedRequest):
+            self._request = self._request()
+        return self._request
 
     def __repr__(self) -> str:
         return f"<StorageResponse {self.status} {self.reason}>"
 
-    @property
-    def url(self) -> str:
-        """The URL the request went to."""
-        return self.request.url
-
-    @property
-    def headers(self) -> CaseInsensitiveDict[str]:
-        """The response headers as requests gives them, repeated ones joined."""
-        if self._headers is None:
-            self._headers = CaseInsensitiveDict(self.raw.headers)
-        return self._headers
-
-    @property
-    def content(self) -> bytes:
-        """The rest of the body, read once and kept."""
-        if self._content is None:
-            self._content = self.raw.read()
-            self.close()
-        return self._content
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names not set in __init__; private and special
+        # names stay missing, so copying or pickling cannot recurse here.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._requests_response(), name)
 
     def getheaders(self) -> list[tuple[str, str]]:
         """Return every header as a (name, value) pair; repeated ones joined."""
@@ -143,6 +149,22 @@ class StorageResponse:
         """Release the connection; one whose body was not read to the end is closed."""
         self.raw.close()
         self.raw.release_conn()
+
+    def _requests_response(self) -> requests.Response:
+        # The fields HTTPAdapter.build_response fills, without its cookie jar:
+        # swiftclient's session never stores cookies.
+        if self._response is None:
+            response = requests.Response()
+            response.status_code = self.status
+            response.headers = CaseInsensitiveDict(self.raw.headers)
+            response.encoding = get_encoding_from_headers(response.headers)
+            response.raw = self.raw
+            response.reason = self.reason or ""
+            response.url = self.url or ""
+            response.request = self.request
+            response.elapsed = timedelta(seconds=self._elapsed)
+            self._response = response
+        return self._response
 
 
 class StorageConnection:
@@ -211,23 +233,20 @@ class StorageConnection:
         encoded = encode_meta_headers(headers) if headers else {}
         if "user-agent" not in encoded:
             encoded["user-agent"] = self.default_user_agent
+        # The checks requests made while preparing the request: no None, no
+        # line break and no leading white space in a header.
+        for header in encoded.items():
+            check_header_validity(header)
         url = f"{self.parsed_url.scheme}://{self.parsed_url.netloc}{full_path}"
 
-        if files is not None:
+        route = self._route or self._open_route(url)
+        if files is not None or not route.direct():
             # swiftclient never sends multipart uploads, so requests builds them.
-            response = self.request_session.request(
-                method,
-                url,
-                headers=encoded,
-                data=data,
-                files=files,
-                **self.requests_args,
-            )
-            self.resp = StorageResponse(response.raw, SentRequest(method, url))
+            self.resp = self._send_with_requests(method, url, data, encoded, files)
             return self.resp
 
         body, chunked = _frame_body(method, data, encoded)
-        self.resp = self._send(method, url, body, encoded, chunked)
+        self.resp = self._send(route, method, url, full_path, body, encoded, chunked)
         return self.resp
 
     def putrequest(
@@ -255,47 +274,71 @@ class StorageConnection:
 
     def _send(
         self,
+        route: _Route,
         method: str,
         url: str,
+        full_path: str,
         body: Any,
         headers: dict[str, Any],
         chunked: bool,
     ) -> StorageResponse:
-        route = self._route or self._open_route(url)
-        target = url if route.absolute_target else url[len(route.origin) :]
-        position = _body_position(body)
+        # Built only when a response, an error or a redirect needs it.
+        prepare = functools.partial(
+            _prepared_request, method, url, headers, body, _body_position(body)
+        )
+
+        assert route.pool is not None
         started = time.perf_counter()
         try:
             raw = route.pool.urlopen(
                 method,
-                target,
+                url if route.absolute_target else full_path,
                 body=body,
                 headers=headers,
                 redirect=False,
                 assert_same_host=False,
                 preload_content=False,
                 decode_content=False,
-                retries=route.adapter.max_retries,
+                retries=cast(HTTPAdapter, route.adapter).max_retries,
                 timeout=self._timeout,
                 chunked=chunked,
             )
         except ClosedPoolError as error:
             # close() dropped the pool, so the next request opens a new one.
             self._route = None
-            raise requests.exceptions.ConnectionError(error) from error
+            raise requests.exceptions.ConnectionError(
+                error, request=prepare()
+            ) from error
         except Exception as error:
-            mapped = _requests_error(error)
+            mapped = _requests_error(error, prepare())
             if mapped is error:
                 raise
             raise mapped from error
         elapsed = time.perf_counter() - started
 
         if raw.status in _REDIRECT_STATUSES and "location" in raw.headers:
-            return self._follow_redirects(
-                route, method, url, body, headers, position, raw, elapsed
-            )
+            return self._follow_redirects(route, prepare(), raw, elapsed)
         log_exchange(self._logger, method, url, raw.status, elapsed)
-        return StorageResponse(raw, SentRequest(method, url))
+        return StorageResponse(raw, url, elapsed, prepare)
+
+    def _send_with_requests(
+        self,
+        method: str,
+        url: str,
+        data: Any,
+        headers: dict[str, Any],
+        files: Any,
+    ) -> StorageResponse:
+        response = self.request_session.request(
+            method, url, headers=headers, data=data, files=files, **self.requests_args
+        )
+        return StorageResponse(
+            response.raw,
+            response.url,
+            response.elapsed.total_seconds(),
+            response.request,
+            response,
+        )
 
     def _open_route(self, url: str) -> _Route:
         session = self.request_session
@@ -307,8 +350,10 @@ class StorageConnection:
             self.requests_args.get("cert"),
         )
         adapter = session.get_adapter(url)
-        if not isinstance(adapter, HTTPAdapter):
-            raise TypeError(f"storage adapter {adapter!r} is not an HTTPAdapter")
+        origin = f"{self.parsed_url.scheme}://{self.parsed_url.netloc}"
+        if not isinstance(adapter, HTTPAdapter) or not _sends_as_requests(adapter):
+            self._route = _Route(adapter, None, settings, origin, False)
+            return self._route
 
         stub = requests.PreparedRequest()
         stub.url = url
@@ -331,7 +376,6 @@ class StorageConnection:
             and self.parsed_url.scheme != "https"
             and not urlparse(proxy).scheme.lower().startswith("socks")
         )
-        origin = f"{self.parsed_url.scheme}://{self.parsed_url.netloc}"
         self._route = _Route(
             adapter, cast(urllib3.HTTPConnectionPool, pool), settings, origin, absolute
         )
@@ -340,28 +384,22 @@ class StorageConnection:
     def _follow_redirects(
         self,
         route: _Route,
-        method: str,
-        url: str,
-        body: Any,
-        headers: dict[str, Any],
-        position: int | None,
+        prepared: requests.PreparedRequest,
         raw: urllib3.BaseHTTPResponse,
         elapsed: float,
     ) -> StorageResponse:
-        # Rebuild what requests would have sent, so its redirect logic (and
+        # Complete what requests would have sent, so its redirect logic (and
         # the guard in GuardedStorageSession) handles the rest of the chain.
         session = self.request_session
-        prepared = requests.PreparedRequest()
-        prepared.method = method
-        prepared.url = url
-        prepared.headers = CaseInsensitiveDict(headers)
-        prepared.body = body
         prepared.hooks = {"response": list(session.hooks["response"])}
         prepared._cookies = RequestsCookieJar()  # type: ignore[attr-defined]
-        prepared._body_position = position  # type: ignore[attr-defined]
+        adapter = cast(HTTPAdapter, route.adapter)
+        first = adapter.build_response(prepared, raw)
+        first.elapsed = timedelta(seconds=elapsed)
+        log_exchange(
+            self._logger, prepared.method or "", prepared.url or "", raw.status, elapsed
+        )
 
-        first = route.adapter.build_response(prepared, raw)
-        log_exchange(self._logger, method, url, raw.status, elapsed)
         settings = route.settings
         hops = list(
             session.resolve_redirects(
@@ -376,19 +414,22 @@ class StorageConnection:
         )
         final = hops[-1] if hops else first
         return StorageResponse(
-            final.raw, SentRequest(final.request.method or method, final.url or url)
+            final.raw, final.url, final.elapsed.total_seconds(), final.request, final
         )
 
 
 class _Route:
-    """The pool, settings and request-line form for one storage origin."""
+    """The adapter, pool, settings and request-line form for one storage origin.
+
+    ``pool`` is None when requests must send every request itself.
+    """
 
     __slots__ = ("absolute_target", "adapter", "origin", "pool", "settings")
 
     def __init__(
         self,
-        adapter: HTTPAdapter,
-        pool: urllib3.HTTPConnectionPool,
+        adapter: BaseAdapter,
+        pool: urllib3.HTTPConnectionPool | None,
         settings: dict[str, Any],
         origin: str,
         absolute_target: bool,
@@ -398,6 +439,33 @@ class _Route:
         self.settings = settings
         self.origin = origin
         self.absolute_target = absolute_target
+
+    def direct(self) -> bool:
+        """Return whether requests may skip the adapter and use the pool."""
+        # A double patched into HTTPAdapter.send after the route was opened
+        # must still see the requests.
+        return self.pool is not None and _sends_as_requests(self.adapter)
+
+
+def _sends_as_requests(adapter: BaseAdapter) -> bool:
+    kind = type(adapter)
+    return (
+        kind.send is _HTTP_ADAPTER_SEND
+        and getattr(kind, "get_connection_with_tls_context", None)
+        is _HTTP_ADAPTER_CONNECTION
+    )
+
+
+def _prepared_request(
+    method: str, url: str, headers: dict[Any, Any], body: Any, position: object
+) -> requests.PreparedRequest:
+    prepared = requests.PreparedRequest()
+    prepared.method = method
+    prepared.url = url
+    prepared.headers = CaseInsensitiveDict(headers)
+    prepared.body = body
+    prepared._body_position = position  # type: ignore[attr-defined]
+    return prepared
 
 
 def _urllib3_timeout(timeout: Timeout) -> urllib3.Timeout:
@@ -410,20 +478,19 @@ def _urllib3_timeout(timeout: Timeout) -> urllib3.Timeout:
 def _frame_body(method: str, data: Any, headers: dict[Any, Any]) -> tuple[Any, bool]:
     """Return the body to send and whether it goes chunked, as requests frames it.
 
-    A ``Content-Length`` or ``Transfer-Encoding`` header from the caller is
-    kept. Otherwise ``Content-Length`` is set when the length is known (bytes,
-    a sized object, or a file from its current position), and a body of
-    unknown length goes chunked.
+    When the body's length is known (bytes, text, a sized object, or a file from
+    its current position), ``Content-Length`` is set to it, replacing the
+    caller's: a shorter value would leave bytes on the connection that the
+    server reads as the next request. A body of unknown length keeps the
+    caller's ``Content-Length`` or else goes chunked. A caller's
+    ``Transfer-Encoding`` is kept.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
     if isinstance(data, (bytes, bytearray)) and not data:
         # requests sends no body for an empty one, so a GET gets no length.
         data = None
-    names = {
-        (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
-        for name in headers
-    }
+    names = {_header_name(name): name for name in headers}
 
     if data is None:
         framed = "content-length" in names or "transfer-encoding" in names
@@ -432,36 +499,50 @@ def _frame_body(method: str, data: Any, headers: dict[Any, Any]) -> tuple[Any, b
         return None, False
     if "transfer-encoding" in names:
         return data, True
-    if "content-length" in names:
-        return data, False
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        headers["Content-Length"] = str(len(data))
-        return data, False
     if isinstance(data, (Mapping, list, tuple)):
         raise TypeError(
             "storage request body must be bytes, a file or an iterable of "
             f"bytes, got {type(data).__name__}"
         )
 
-    length = super_len(data)  # type: ignore[no-untyped-call]
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        length = len(data)
+    else:
+        length = super_len(data)  # type: ignore[no-untyped-call]
     if length:
+        headers.pop(names.get("content-length"), None)
         headers["Content-Length"] = str(length)
         return data, False
+    if "content-length" in names:
+        return data, False
+    # Named here as requests names it, so a redirect knows the body was sent.
+    headers["Transfer-Encoding"] = "chunked"
     return data, True
 
 
-def _body_position(body: Any) -> int | None:
+def _header_name(name: str | bytes) -> str:
+    text = name.decode("latin-1") if isinstance(name, bytes) else name
+    return text.lower()
+
+
+def _body_position(body: Any) -> object:
+    """Return where ``body`` starts, for a rewind before a redirected request.
+
+    A file whose position cannot be read gets an object that is not an int,
+    as requests records it: a redirect then raises UnrewindableBodyError
+    instead of sending an empty body.
+    """
     tell = getattr(body, "tell", None)
     if tell is None:
         return None
     try:
         position: int = tell()
     except OSError:
-        return None
+        return object()
     return position
 
 
-def _requests_error(error: Exception) -> Exception:
+def _requests_error(error: Exception, request: requests.PreparedRequest) -> Exception:
     """Return the requests exception that requests' HTTPAdapter raises for ``error``.
 
     swiftclient retries requests and socket errors, and lhubic's messages
@@ -469,26 +550,26 @@ def _requests_error(error: Exception) -> Exception:
     """
     exceptions = requests.exceptions
     if isinstance(error, (ProtocolError, OSError)):
-        return exceptions.ConnectionError(error)
+        return exceptions.ConnectionError(error, request=request)
     if isinstance(error, MaxRetryError):
         reason = error.reason
         if isinstance(reason, ConnectTimeoutError) and not isinstance(
             reason, NewConnectionError
         ):
-            return exceptions.ConnectTimeout(error)
+            return exceptions.ConnectTimeout(error, request=request)
         if isinstance(reason, ResponseError):
-            return exceptions.RetryError(error)
+            return exceptions.RetryError(error, request=request)
         if isinstance(reason, _ProxyError):
-            return exceptions.ProxyError(error)
+            return exceptions.ProxyError(error, request=request)
         if isinstance(reason, _SSLError):
-            return exceptions.SSLError(error)
-        return exceptions.ConnectionError(error)
+            return exceptions.SSLError(error, request=request)
+        return exceptions.ConnectionError(error, request=request)
     if isinstance(error, _ProxyError):
         return exceptions.ProxyError(error)
     if isinstance(error, _SSLError):
-        return exceptions.SSLError(error)
+        return exceptions.SSLError(error, request=request)
     if isinstance(error, ReadTimeoutError):
-        return exceptions.ReadTimeout(error)
+        return exceptions.ReadTimeout(error, request=request)
     if isinstance(error, _InvalidHeader):
-        return exceptions.InvalidHeader(error)
+        return exceptions.InvalidHeader(error, request=request)
     return error

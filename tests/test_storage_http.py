@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from helpers import QuietHandler, StandIn, make_hubic
+from requests.adapters import HTTPAdapter
 from swiftclient.exceptions import ClientException
 
 from lhubic import HubicInsecureURL
@@ -258,14 +259,29 @@ def test_body_framing(
     assert ("transfer-encoding" in headers) is chunked
 
 
-def test_given_content_length_kept(stand_in: StorageStandIn) -> None:
+def test_known_length_replaces_given_one(stand_in: StorageStandIn) -> None:
     connection = _connect(stand_in.url)
-    source = io.BytesIO(b"0123456789")
-    _exchange(connection, "PUT", "/framed", source, {"Content-Length": "4"})
+    _exchange(connection, "PUT", "/framed", b"hello", {"Content-Length": "3"})
+    _exchange(connection, "GET", "/next")
     connection.close()
 
-    assert stand_in.requests[0]["headers"]["content-length"] == "4"
-    assert stand_in.requests[0]["body"] == b"0123"
+    first, second = stand_in.requests
+    assert first["headers"]["content-length"] == "5"
+    assert first["body"] == b"hello"
+    assert second["path"] == "/next"
+    assert second["port"] == first["port"]
+
+
+def test_given_length_kept_for_unsized_body(stand_in: StorageStandIn) -> None:
+    connection = _connect(stand_in.url)
+    pieces = iter([b"12", b"345"])
+    _exchange(connection, "PUT", "/framed", pieces, {"Content-Length": "5"})
+    connection.close()
+
+    headers = stand_in.requests[0]["headers"]
+    assert headers["content-length"] == "5"
+    assert "transfer-encoding" not in headers
+    assert stand_in.requests[0]["body"] == b"12345"
 
 
 def test_given_chunked_encoding_kept(stand_in: StorageStandIn) -> None:
@@ -298,6 +314,29 @@ def test_repeated_headers_joined(stand_in: StorageStandIn) -> None:
     assert response.getheader("x-trans-id") == "tx1, tx2"
     assert response.headers["X-Trans-Id"] == "tx1, tx2"
     assert response.getheader("x-object-meta-name") == "caf\u00e9"
+
+
+def test_response_offers_requests_attributes(stand_in: StorageStandIn) -> None:
+    connection = _connect(stand_in.url)
+    connection.request("GET", "/any")
+    response = connection.getresponse()
+
+    assert response.ok
+    assert response.text == "stored"
+    assert response.elapsed.total_seconds() >= 0
+    assert response.request.method == "GET"
+    assert response.url == f"{stand_in.url}/any"
+    connection.close()
+
+
+@pytest.mark.parametrize("value", [None, "token\r\nX-Injected: 1", " leading"])
+def test_invalid_header_value_rejected(stand_in: StorageStandIn, value: Any) -> None:
+    connection = _connect(stand_in.url)
+
+    with pytest.raises(requests.exceptions.InvalidHeader):
+        connection.request("GET", "/x", None, {"X-Auth-Token": value})
+
+    assert stand_in.requests == []
 
 
 def test_form_body_rejected(stand_in: StorageStandIn) -> None:
@@ -400,3 +439,57 @@ def test_redirect_to_plain_http_host_rejected() -> None:
         connection.close()
 
     assert "elsewhere.example" in str(caught.value)
+
+
+def test_unrewindable_body_not_resent_empty(stand_in: StorageStandIn) -> None:
+    class Unseekable(io.BytesIO):
+        def tell(self) -> int:
+            raise OSError("not seekable")
+
+    connection = _connect(stand_in.url)
+
+    with pytest.raises(requests.exceptions.UnrewindableBodyError):
+        connection.request("PUT", "/redirect/a", Unseekable(b"data"))
+
+    assert [record["path"] for record in stand_in.requests] == ["/redirect/a"]
+
+
+# Adapters other than requests' own see every request.
+
+
+def test_patched_adapter_send_sees_requests(
+    stand_in: StorageStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    original = HTTPAdapter.send
+
+    def recording_send(self: HTTPAdapter, request: Any, **options: Any) -> Any:
+        seen.append(request.url)
+        return original(self, request, **options)
+
+    connection = _connect(stand_in.url)
+    _exchange(connection, "GET", "/before")
+    monkeypatch.setattr(HTTPAdapter, "send", recording_send)
+    status, body = _exchange(connection, "GET", "/patched")
+    connection.close()
+
+    assert seen == [f"{stand_in.url}/patched"]
+    assert (status, body) == (200, b"stored")
+
+
+def test_mounted_adapter_sees_requests(stand_in: StorageStandIn) -> None:
+    class CountingAdapter(HTTPAdapter):
+        count = 0
+
+        def send(self, request: Any, *args: Any, **options: Any) -> Any:
+            CountingAdapter.count += 1
+            return super().send(request, *args, **options)
+
+    connection = _connect(stand_in.url)
+    connection.request_session.mount("http://", CountingAdapter())
+    status, _ = _exchange(connection, "PUT", "/mounted", b"data")
+    connection.close()
+
+    assert CountingAdapter.count == 1
+    assert status == 201
+    assert stand_in.requests[0]["body"] == b"data"
