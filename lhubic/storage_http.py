@@ -479,9 +479,9 @@ def _frame_body(method: str, data: Any, headers: dict[Any, Any]) -> tuple[Any, b
     """Return the body to send and whether it goes chunked, as requests frames it.
 
     When the body's length is known (bytes, text, a sized object, or a file from
-    its current position), ``Content-Length`` is set to it, replacing the
-    caller's: a shorter value would leave bytes on the connection that the
-    server reads as the next request. A body of unknown length keeps the
+    its current position), ``Content-Length`` is set to it and replaces the
+    caller's. A shorter value would leave bytes on the connection, which the
+    server would read as the next request. A body of unknown length keeps the
     caller's ``Content-Length`` or else goes chunked. A caller's
     ``Transfer-Encoding`` is kept.
     """
