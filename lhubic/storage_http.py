@@ -241,7 +241,8 @@ class StorageConnection:
 
         route = self._route or self._open_route(url)
         if files is not None or not route.direct():
-            # swiftclient never sends multipart uploads, so requests builds them.
+            # Multipart uploads (swiftclient never sends them) and adapters
+            # other than requests' own go through requests.
             self.resp = self._send_with_requests(method, url, data, encoded, files)
             return self.resp
 
