@@ -16,7 +16,7 @@ over the rounds of each client's wall time, peak resident memory
 (``ru_maxrss`` from ``wait4``) and CPU time, and the ratio of lhubic's wall
 time to each peer's. Missed targets are listed below it.
 
-    .venv/bin/python benchmarks/bench.py --rounds 5 --markdown docs/benchmarks.md
+    .venv/bin/python benchmarks/bench.py --rounds 9 --markdown docs/benchmarks.md
 
 ``--quick`` uses small sizes and one round without warm-up, for a smoke run.
 """
