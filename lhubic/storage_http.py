@@ -233,10 +233,8 @@ class StorageConnection:
         encoded = encode_meta_headers(headers) if headers else {}
         if "user-agent" not in encoded:
             encoded["user-agent"] = self.default_user_agent
-        # The checks requests made while preparing the request: no None, no
-        # line break and no leading white space in a header.
         for header in encoded.items():
-            check_header_validity(header)
+            _check_header(header)
         url = f"{self.parsed_url.scheme}://{self.parsed_url.netloc}{full_path}"
 
         route = self._route or self._open_route(url)
@@ -455,6 +453,27 @@ def _sends_as_requests(adapter: BaseAdapter) -> bool:
         and getattr(kind, "get_connection_with_tls_context", None)
         is _HTTP_ADAPTER_CONNECTION
     )
+
+
+def _check_header(header: tuple[Any, Any]) -> None:
+    """Raise InvalidHeader as requests does when preparing a request.
+
+    The message names the header but not its value, which may be a token.
+    """
+    try:
+        check_header_validity(header)
+    except requests.exceptions.InvalidHeader:
+        pass
+    else:
+        return
+
+    name, value = header
+    shown = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+    if not isinstance(value, (str, bytes)):
+        problem = f"a {type(value).__name__} value; pass a string"
+    else:
+        problem = "a line break or leading white space in its value; remove it"
+    raise requests.exceptions.InvalidHeader(f"header {shown!r} has {problem}")
 
 
 def _prepared_request(

@@ -329,13 +329,26 @@ def test_response_offers_requests_attributes(stand_in: StorageStandIn) -> None:
     connection.close()
 
 
-@pytest.mark.parametrize("value", [None, "token\r\nX-Injected: 1", " leading"])
-def test_invalid_header_value_rejected(stand_in: StorageStandIn, value: Any) -> None:
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (None, "a NoneType value"),
+        ("secret-token\r\nX-Injected: 1", "a line break"),
+        (" secret-token", "leading white space"),
+    ],
+)
+def test_invalid_header_value_rejected(
+    stand_in: StorageStandIn, value: Any, problem: str
+) -> None:
     connection = _connect(stand_in.url)
 
-    with pytest.raises(requests.exceptions.InvalidHeader):
+    with pytest.raises(requests.exceptions.InvalidHeader) as caught:
         connection.request("GET", "/x", None, {"X-Auth-Token": value})
 
+    assert "'x-auth-token'" in str(caught.value)
+    assert problem in str(caught.value)
+    assert "secret-token" not in str(caught.value)
+    assert caught.value.__context__ is None
     assert stand_in.requests == []
 
 
