@@ -468,12 +468,12 @@ def _check_header(header: tuple[Any, Any]) -> None:
         return
 
     name, value = header
-    shown = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+    header_name = name.decode("latin-1") if isinstance(name, bytes) else str(name)
     if not isinstance(value, (str, bytes)):
         problem = f"a {type(value).__name__} value; pass a string"
     else:
         problem = "a line break or leading white space in its value; remove it"
-    raise requests.exceptions.InvalidHeader(f"header {shown!r} has {problem}")
+    raise requests.exceptions.InvalidHeader(f"header {header_name!r} has {problem}")
 
 
 def _prepared_request(
@@ -535,7 +535,8 @@ def _frame_body(method: str, data: Any, headers: dict[Any, Any]) -> tuple[Any, b
         return data, False
     if "content-length" in names:
         return data, False
-    # Named here as requests names it, so a redirect knows the body was sent.
+    # requests rewinds a body before following a redirect only when this
+    # header or Content-Length is set, so it is set here as requests sets it.
     headers["Transfer-Encoding"] = "chunked"
     return data, True
 

@@ -2,7 +2,7 @@
 
 The round trips run against the local Swift. Connection reuse, body framing,
 timeouts and redirects need a server that records or misbehaves on request,
-so a small HTTP/1.1 server on 127.0.0.1 stands in for the storage there.
+so a small HTTP/1.1 server on 127.0.0.1 serves as the storage there.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ LOGGER = logging.getLogger("lhubic.connection")
 class StorageStandIn(StandIn):
     """An HTTP/1.1 server on 127.0.0.1 that records each request.
 
-    Each record holds the method, path, headers (names in lower case), body
+    Each record contains the method, path, headers (names in lower case), body
     and the client's port, which tells whether a connection was reused. A path
-    starting with ``/redirect/`` answers 307 to ``redirect_to``, and ``/slow``
-    waits one second before it answers.
+    starting with ``/redirect/`` returns 307 to ``redirect_to``, and ``/slow``
+    waits one second before it responds.
     """
 
     def __init__(self, redirect_to: str = "/") -> None:
