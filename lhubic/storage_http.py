@@ -349,9 +349,8 @@ class StorageConnection:
             self.requests_args.get("cert"),
         )
         adapter = session.get_adapter(url)
-        origin = f"{self.parsed_url.scheme}://{self.parsed_url.netloc}"
         if not isinstance(adapter, HTTPAdapter) or not _sends_as_requests(adapter):
-            self._route = _Route(adapter, None, settings, origin, False)
+            self._route = _Route(adapter, None, settings, False)
             return self._route
 
         stub = requests.PreparedRequest()
@@ -376,7 +375,7 @@ class StorageConnection:
             and not urlparse(proxy).scheme.lower().startswith("socks")
         )
         self._route = _Route(
-            adapter, cast(urllib3.HTTPConnectionPool, pool), settings, origin, absolute
+            adapter, cast(urllib3.HTTPConnectionPool, pool), settings, absolute
         )
         return self._route
 
@@ -423,20 +422,18 @@ class _Route:
     ``pool`` is None when requests must send every request itself.
     """
 
-    __slots__ = ("absolute_target", "adapter", "origin", "pool", "settings")
+    __slots__ = ("absolute_target", "adapter", "pool", "settings")
 
     def __init__(
         self,
         adapter: BaseAdapter,
         pool: urllib3.HTTPConnectionPool | None,
         settings: dict[str, Any],
-        origin: str,
         absolute_target: bool,
     ) -> None:
         self.adapter = adapter
         self.pool = pool
         self.settings = settings
-        self.origin = origin
         self.absolute_target = absolute_target
 
     def direct(self) -> bool:

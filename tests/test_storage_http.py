@@ -30,7 +30,7 @@ class StorageStandIn(StandIn):
     """An HTTP/1.1 server on 127.0.0.1 that records each request.
 
     Each record contains the method, path, headers (names in lower case), body
-    and the client's port, which tells whether a connection was reused. A path
+    and the client's port, which shows whether a connection was reused. A path
     starting with ``/redirect/`` returns 307 to ``redirect_to``, and ``/slow``
     waits one second before it responds.
     """
